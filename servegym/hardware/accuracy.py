@@ -12,6 +12,7 @@ are scored only where none of their operators was drawn. ``k = 0`` is the zero-s
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,9 +97,10 @@ def evaluate(
     layers = _layer_sums(records)
     per_seed: dict[str, list[GroupScore]] = defaultdict(list)
     for s in range(seeds if k > 0 else 1):
-        rng = np.random.default_rng(seed0 + s)
         drawn: set[int] = set()
-        for idx in groups.values():
+        for name, idx in groups.items():
+            # One stream per (seed, group): a group's draws do not depend on the other groups.
+            rng = np.random.default_rng([seed0 + s, zlib.crc32(name.encode())])
             drawn.update(stratified_draw(idx, sizes[idx], k, rng))
         fitted = calibrate(device, [records[i] for i in sorted(drawn)], prior)
         pred = table.predict(fitted)

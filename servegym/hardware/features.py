@@ -41,7 +41,7 @@ class _Terms:
 
     def arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         return np.asarray(self.owner, dtype=np.int64), {
-            k: np.asarray(v) if k in ("ktype", "topo") else np.asarray(v, dtype=float)
+            k: np.asarray(v) if k in ("ktype", "topo", "dtype") else np.asarray(v, dtype=float)
             for k, v in self.cols.items()
         }
 
@@ -65,7 +65,7 @@ class FeatureTable:
         p = par("p")
         for kind, (owner, c) in self._terms.items():
             if kind == "gemm":
-                tc = c["flops"] / (par("gemm.eta_c") * device.peak("fp16"))
+                tc = c["flops"] / (par("gemm.eta_c") * _peaks(device, c["dtype"]))
                 tb = c["bytes"] / (par("gemm.eta_b") * device.mem_bandwidth)
                 t = par("gemm.t0_s") + pnorm(tc, tb, p)
             elif kind == "elem":
@@ -76,7 +76,7 @@ class FeatureTable:
                     t[sel] = par(f"elem.{ktype}.t0_s") + c["bytes"][sel] / bw
             elif kind in ("attn_p", "attn_d"):
                 flops = c["flops"] + (par("attn.gamma") * c["flops_sq"] if kind == "attn_p" else 0.0)
-                tc = flops / (par("attn.eta_c") * device.peak("fp16"))
+                tc = flops / (par("attn.eta_c") * _peaks(device, c["dtype"]))
                 tb = c["bytes"] / (par("attn.eta_b") * device.mem_bandwidth)
                 t0 = par("attn.prefill_t0_s" if kind == "attn_p" else "attn.decode_t0_s")
                 t = t0 + pnorm(tc, tb, p)
@@ -91,6 +91,12 @@ class FeatureTable:
                 t = par("cpu.c0_s") + par("cpu.c1_s") * c["batch"]
             out += np.bincount(owner, weights=t, minlength=self.n)
         return out
+
+
+def _peaks(device: Device, dtypes: np.ndarray) -> np.ndarray:
+    """Peak FLOP/s of ``device`` for each term's dtype."""
+    names, codes = np.unique(dtypes, return_inverse=True)
+    return np.array([device.peak(str(d)) for d in names])[codes]
 
 
 class _lookup:
@@ -111,12 +117,14 @@ class _lookup:
 def _add_terms(terms: dict[str, _Terms], i: int, m: Measurement) -> None:
     op, dims = m.op, m.dims
     if op == "gemm":
-        f, b = gemm_cost(m.m, m.n, m.k)
-        terms["gemm"].add(i, flops=f, bytes=b)
+        from .model_spec import DTYPE_BYTES
+
+        f, b = gemm_cost(m.m, m.n, m.k, DTYPE_BYTES[m.dtype])
+        terms["gemm"].add(i, flops=f, bytes=b, dtype=m.dtype)
     elif op in GEMM_OPS or op == "lm_head":
         n, k = gemm_shape(op, dims)
         f, b = gemm_cost(m.num_tokens, n, k, dims.bytes_per_element)
-        terms["gemm"].add(i, flops=f, bytes=b)
+        terms["gemm"].add(i, flops=f, bytes=b, dtype=m.dtype)
     elif op in KERNEL_TYPE:
         terms["elem"].add(i, ktype=KERNEL_TYPE[op], bytes=elementwise_bytes(op, m.num_tokens, dims))
     elif op == "layer":
@@ -125,10 +133,10 @@ def _add_terms(terms: dict[str, _Terms], i: int, m: Measurement) -> None:
     elif op == "attn_prefill":
         q, kv, bs = m.prefill_chunk, m.kv_context, max(m.batch_size, 1)
         fr, fs, b = attention_prefill_cost(bs * q * kv, bs * q * q, bs * q, bs * kv, dims)
-        terms["attn_p"].add(i, flops=fr, flops_sq=fs, bytes=b)
+        terms["attn_p"].add(i, flops=fr, flops_sq=fs, bytes=b, dtype=m.dtype)
     elif op == "attn_decode":
         f, b = attention_decode_cost(m.batch_size, m.batch_size * m.kv_context, dims)
-        terms["attn_d"].add(i, flops=f, bytes=b)
+        terms["attn_d"].add(i, flops=f, bytes=b, dtype=m.dtype)
     elif op == "all_reduce":
         terms["ar"].add(
             i,

@@ -72,6 +72,7 @@ class Measurement:
     num_gpus: int = 1
     num_nodes: int = 1
     topology: str = ""
+    dtype: str = "fp16"
 
     @property
     def group(self) -> str:
@@ -410,6 +411,7 @@ def _read_native(record, where, dev, path, skipped: Counter, seen: set) -> Itera
             gated_mlp=_bool(record.get("gated_mlp") or "false", where, "gated_mlp"),
             vocab_size=_num(record, "vocab_size", where, default=0, integer=True),
             tp=tp,
+            bytes_per_element=_dtype_bytes(record.get("dtype"), where),
         )
     elif record.get("model", "").strip() and op not in ("gemm", "all_reduce", "cpu_overhead"):
         from .catalog import get_model
@@ -442,7 +444,25 @@ def _read_native(record, where, dev, path, skipped: Counter, seen: set) -> Itera
         num_gpus=_num(record, "num_gpus", where, default=1, integer=True),
         num_nodes=_num(record, "num_nodes", where, default=1, integer=True),
         topology=(record.get("topology") or "").strip(),
+        dtype=_dtype(record.get("dtype"), where),
     )
+
+
+def _dtype_bytes(raw: str | None, where: str) -> int:
+    from .model_spec import DTYPE_BYTES
+
+    return DTYPE_BYTES[_dtype(raw, where)]
+
+
+def _dtype(raw: str | None, where: str) -> str:
+    from .model_spec import DTYPE_BYTES
+
+    value = (raw or "fp16").strip().lower() or "fp16"
+    if value not in DTYPE_BYTES:
+        raise MeasurementFileError(
+            f"{where}: column 'dtype' = {raw!r}; expected one of {sorted(DTYPE_BYTES)}"
+        )
+    return value
 
 
 def write_native_csv(records: Iterable[Measurement], path: str | Path) -> Path:

@@ -1,0 +1,193 @@
+"""The ``servegym`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._version import __version__
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .hardware import calibrate, get_device, load_measurements, save_profile
+    from .hardware.accuracy import evaluate, format_table
+    from .hardware.params import Prior, default_prior
+
+    prior = default_prior()
+    if args.prior:
+        import yaml
+
+        prior = Prior.from_dict(yaml.safe_load(Path(args.prior).read_text(encoding="utf-8")))
+    if args.local:
+        from .hardware.local_timing import time_local_operators
+        from .hardware.measurements import write_native_csv
+
+        device_kind = args.device or "cpu"
+        print(f"timing torch operators on {device_kind} ({'quick' if args.quick else 'full'} plan) ...")
+        device, records = time_local_operators(device_kind, quick=args.quick)
+        fitted = calibrate(
+            device, records, prior, source=f"servegym calibrate --local --device {device_kind}"
+        )
+        out = Path(args.out or f"servegym-local-{device_kind}.yaml")
+        save_profile(fitted, out)
+        if args.save_measurements:
+            write_native_csv(records, args.save_measurements)
+            print(f"measurements: {args.save_measurements}")
+        print(f"{len(records)} measurements; in-sample MAPE by group: {fitted.provenance['in_sample_mape']}")
+        print(f"wrote profile {out} (use it wherever a device name is accepted)")
+        return 0
+    if not args.from_path:
+        raise ValueError("give --from PATH (measurement files) or --local")
+    data = load_measurements(args.from_path)
+    skipped = ", ".join(f"{k}: {v}" for k, v in sorted(data.skipped.items())) or "none"
+    print(f"read {len(data)} measurements from {len(data.files)} file(s); skipped {skipped}")
+    names = [args.device] if args.device else data.devices()
+    for name in names:
+        records = data.records if args.device else data.for_device(name).records
+        if args.device:
+            device = get_device(args.device)
+        else:
+            device = get_device(name if name != "unknown" else "a100")
+        print(f"\n== {device.name}: {len(records)} measurements")
+        results = {"zero-shot": evaluate(device, records, k=0, prior=prior)}
+        label = f"{args.samples} samples/group, {args.seeds} seeds"
+        results[label] = evaluate(device, records, k=args.samples, seeds=args.seeds, prior=prior)
+        print(format_table(results))
+        if args.out:
+            out = Path(args.out)
+            if len(names) > 1:
+                out = out.with_name(f"{out.stem}-{name}{out.suffix}")
+            fitted = calibrate(device, records, prior, source=str(args.from_path))
+            save_profile(fitted, out)
+            print(f"wrote profile {out} (fitted on all {len(records)} measurements)")
+    return 0
+
+
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    from .hardware import get_device, get_dnn, get_model, list_devices, list_dnns, list_models
+
+    if args.file:
+        from .hardware import load_catalog_file
+
+        print(f"registered {load_catalog_file(args.file)}")
+    if args.what in ("devices", "all"):
+        print("devices (fp16 TFLOP/s, GB/s, GB):")
+        for n in list_devices():
+            d = get_device(n)
+            fitted = "calibrated" if d.provenance else "prior"
+            print(
+                f"  {n:18s} {d.peak('fp16') / 1e12:8.1f} {d.mem_bandwidth / 1e9:8.0f} "
+                f"{d.mem_capacity / 1e9:6.0f}  {fitted}"
+            )
+    if args.what in ("models", "all"):
+        print("models (layers, hidden, heads/kv, ffn, params):")
+        for n in list_models():
+            m = get_model(n)
+            moe = f", {m.num_experts}x{m.experts_per_token} MoE" if m.is_moe else ""
+            print(
+                f"  {n:18s} {m.num_layers:4d} {m.hidden_size:6d} {m.num_heads:3d}/{m.num_kv_heads:<3d} "
+                f"{m.ffn_size:6d} {m.param_count / 1e9:7.2f}B{moe}"
+            )
+    if args.what in ("dnns", "all"):
+        print("dnns (layers, GFLOPs, MB of weights):")
+        for n in list_dnns():
+            d = get_dnn(n)
+            print(
+                f"  {n:26s} {len(d.layers):4d} {d.total_flops / 1e9:8.2f} {d.total_weight_bytes / 1e6:8.1f}"
+            )
+    return 0
+
+
+def _cmd_latency(args: argparse.Namespace) -> int:
+    from .hardware import IterationBatch, LatencyModel
+
+    lm = LatencyModel(args.model, args.device, tp=args.tp, cpu_overhead=not args.no_cpu_overhead)
+    print(
+        f"{lm.model.name} on {lm.device.name} x{lm.tp} (topology {lm.topology}); "
+        f"profile: {lm.device.provenance.get('source', 'prior (zero-shot)')}"
+    )
+    print("\nprefill of one prompt (TTFT without queueing):")
+    print(f"  {'tokens':>8} {'ms':>9} {'tokens/s':>10}")
+    for n in args.prompts:
+        t = lm.prefill_time(n)
+        print(f"  {n:8d} {t * 1e3:9.2f} {n / t:10.0f}")
+    print(f"\ndecode iteration at context {args.context} (TPOT):")
+    print(f"  {'batch':>8} {'ms':>9} {'tokens/s':>10}")
+    for b in args.batches:
+        t = lm.decode_time(b, args.context)
+        print(f"  {b:8d} {t * 1e3:9.2f} {b / t:10.0f}")
+    batch = IterationBatch(
+        decode_seqs=args.batches[-1], decode_context=float(args.batches[-1] * args.context)
+    )
+    batch.add_prefill(args.chunk, 0)
+    parts = lm.iteration_breakdown(batch)
+    total = sum(parts.values())
+    print(
+        f"\nmixed iteration: {args.batches[-1]} decodes + one {args.chunk}-token prefill chunk "
+        f"= {total * 1e3:.2f} ms"
+    )
+    for name, t in sorted(parts.items(), key=lambda kv: -kv[1]):
+        if t > 0:
+            print(f"  {name:26s} {t * 1e3:8.3f} ms {t / total:6.1%}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="servegym", description="servegym: RL gym for AI-serving control")
+    parser.add_argument("--version", action="version", version=f"servegym {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    cal = sub.add_parser(
+        "calibrate",
+        help="fit a device profile from measurements or local timings",
+        description="Fit a device's latency-model efficiencies and report held-out accuracy.",
+    )
+    cal.add_argument(
+        "--from",
+        dest="from_path",
+        metavar="PATH",
+        help="measurement CSV or directory (Vidur profiling CSVs or servegym's native CSV)",
+    )
+    cal.add_argument("--local", action="store_true", help="time torch operators on this machine")
+    cal.add_argument("--device", help="with --local: cpu or cuda; with --from: the catalog device measured")
+    cal.add_argument("--quick", action="store_true", help="with --local: a few seconds' plan (for CI)")
+    cal.add_argument("--out", help="write the fitted profile YAML here")
+    cal.add_argument("--save-measurements", metavar="CSV", help="with --local: also write the timings")
+    cal.add_argument("--samples", type=int, default=10, help="calibration samples per operator group")
+    cal.add_argument("--seeds", type=int, default=20, help="random draws averaged in the accuracy table")
+    cal.add_argument("--prior", help="prior YAML (default: the shipped prior)")
+    cal.set_defaults(func=_cmd_calibrate)
+
+    cat = sub.add_parser("catalog", help="list devices, models and DNNs")
+    cat.add_argument("what", nargs="?", default="all", choices=["all", "devices", "models", "dnns"])
+    cat.add_argument("--file", help="also register the entries of this catalog YAML")
+    cat.set_defaults(func=_cmd_catalog)
+
+    lat = sub.add_parser("latency", help="predicted prefill/decode/iteration times of a model on a device")
+    lat.add_argument("--model", default="Llama-3-8B")
+    lat.add_argument("--device", default="a100", help="catalog name or profile YAML")
+    lat.add_argument("--tp", type=int, default=1)
+    lat.add_argument("--prompts", type=int, nargs="+", default=[128, 512, 2048, 8192])
+    lat.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 128])
+    lat.add_argument("--context", type=int, default=1024)
+    lat.add_argument("--chunk", type=int, default=512)
+    lat.add_argument("--no-cpu-overhead", action="store_true")
+    lat.set_defaults(func=_cmd_latency)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"servegym {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
