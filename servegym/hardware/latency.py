@@ -115,8 +115,11 @@ class IterationBatch:
 
     Prefill chunks: ``prefill_tokens = Σ chunk``, ``prefill_chunk_context = Σ chunk·cached``,
     ``prefill_chunk_sq = Σ chunk²``, ``prefill_context = Σ cached``. Decodes: one token per
-    sequence, or ``spec_tokens + 1`` verification tokens under speculative decoding.
-    ``sampled_prefills`` counts prefills whose prompt completes (they sample a token).
+    sequence, or ``spec_tokens + 1`` verification tokens under speculative decoding. By
+    default every decode verifies ``spec_tokens`` drafts; with ``spec_seqs >= 0`` only that many
+    of the ``decode_seqs`` do (e.g. n-gram proposals that found a match), and ``spec_context``
+    is their share of ``decode_context``. ``sampled_prefills`` counts prefills whose prompt
+    completes (they sample a token).
     """
 
     prefill_seqs: int = 0
@@ -128,10 +131,19 @@ class IterationBatch:
     decode_seqs: int = 0
     decode_context: float = 0.0
     spec_tokens: int = 0
+    spec_seqs: int = -1
+    spec_context: float = 0.0
+
+    @property
+    def verifying_seqs(self) -> int:
+        """Decode sequences that verify ``spec_tokens`` drafts this iteration."""
+        if self.spec_tokens <= 0:
+            return 0
+        return self.decode_seqs if self.spec_seqs < 0 else self.spec_seqs
 
     @property
     def num_tokens(self) -> int:
-        return self.prefill_tokens + self.decode_seqs * (self.spec_tokens + 1)
+        return self.prefill_tokens + self.decode_seqs + self.verifying_seqs * self.spec_tokens
 
     @property
     def num_seqs(self) -> int:
@@ -139,7 +151,7 @@ class IterationBatch:
 
     @property
     def sampled_rows(self) -> int:
-        return self.sampled_prefills + self.decode_seqs * (self.spec_tokens + 1)
+        return self.sampled_prefills + self.decode_seqs + self.verifying_seqs * self.spec_tokens
 
     def add_prefill(self, chunk: int, cached: int, completes: bool = True) -> IterationBatch:
         """Add one prefill chunk of ``chunk`` tokens after ``cached`` tokens of context."""
@@ -201,7 +213,19 @@ class LatencyModel:
         else:
             self._ar_alpha, self._ar_beta = 0.0, math.inf
         self._act_bytes_per_token = float(self.dims.hidden_size * self.dims.bytes_per_element)
-        self._layer_table: np.ndarray | None = None
+        self._token_table: list[float] = []
+        self._head_table: list[float] = []
+        # Attention constants: seconds per unit of each aggregate (see kernels.attention_*_cost).
+        d, b = self.dims.head_dim, self.dims.bytes_per_element
+        hq, hkv = self.dims.q_heads_per_rank, self.dims.kv_heads_per_rank
+        self._inv_p = 1.0 / self._p
+        self._attn = (
+            4.0 * d * hq * self._attn_fc,  # compute per (query token x context token)
+            4.0 * d * hq * self._attn_fc * self._attn_gamma,  # compute per chunk^2 (causal factor)
+            2.0 * hkv * d * b * self._attn_fb,  # memory per K/V token read
+            2.0 * hq * d * b * self._attn_fb,  # memory per query token (Q read, O written)
+            2.0 * hq * d * b * self._attn_fb,  # memory per decode sequence (Q read, O written)
+        )
 
     def __repr__(self) -> str:
         return f"LatencyModel({self.model.name!r}, {self.device.name!r}, tp={self.tp})"
@@ -276,48 +300,77 @@ class LatencyModel:
             ops = tuple(op for op in ops if op != "post_attention_layernorm")
         return ops
 
-    def _token_layer_time(self, num_tokens: int) -> float:
-        """Cached per-layer token-op time incl. KV-cache write and TP all-reduces."""
-        table = self._layer_table
-        if table is None or num_tokens >= table.shape[0]:
+    def _token_time(self, num_tokens: int) -> float:
+        """Everything that depends only on the token count, from a table built on first use.
+
+        All layers' token-level operators (incl. KV-cache write and the two TP all-reduces per
+        layer), the embedding and the final norm.
+        """
+        table = self._token_table
+        if num_tokens >= len(table):
             size = max(8192, 2 * num_tokens + 1)
             m = np.arange(size, dtype=float)
-            t = self.layer_time(m)
+            per_layer = self.layer_time(m)
             if self.tp > 1:
-                t = t + 2.0 * self.all_reduce_time(m * self._act_bytes_per_token)
+                per_layer = per_layer + 2.0 * self.all_reduce_time(m * self._act_bytes_per_token)
+            t = (
+                self.model.num_layers * per_layer
+                + self.op_time("emb", m)
+                + self.op_time("input_layernorm", m)
+            )
             t[0] = 0.0
-            self._layer_table = table = t
-        return float(table[num_tokens])
+            self._token_table = table = t.tolist()
+        return table[num_tokens]
+
+    def _head_time(self, rows: int) -> float:
+        """LM head on the sampled rows (and the gather of vocabulary shards under TP)."""
+        table = self._head_table
+        if rows >= len(table):
+            r = np.arange(max(1024, 2 * rows + 1), dtype=float)
+            t = self.op_time("lm_head", r)
+            if self.tp > 1:
+                t = t + 0.5 * self.all_reduce_time(r * self.dims.vocab_size * self.dims.bytes_per_element)
+            t[0] = 0.0
+            self._head_table = table = t.tolist()
+        return table[rows]
 
     # -- a whole iteration -------------------------------------------------------------------
     def iteration_time(self, batch: IterationBatch) -> float:
         """Seconds of one forward pass of the batch, plus CPU overhead. O(1) in the batch."""
-        tokens = batch.num_tokens
+        decodes = batch.decode_seqs
+        k = batch.spec_tokens
+        drafts = 0 if k <= 0 else k * (decodes if batch.spec_seqs < 0 else batch.spec_seqs)
+        tokens = batch.prefill_tokens + decodes + drafts
         if tokens <= 0:
             return 0.0
-        per_layer = self._token_layer_time(tokens) + self._attention_time(batch)
-        rows = batch.sampled_rows
-        t = self.model.num_layers * per_layer
-        t += float(self.op_time("emb", tokens)) + float(self.op_time("input_layernorm", tokens))
-        if rows > 0:
-            t += float(self.op_time("lm_head", rows))
-            if self.tp > 1:  # gather the vocabulary shards of the sampled logits
-                t += 0.5 * self.all_reduce_time(rows * self.dims.vocab_size * self.dims.bytes_per_element)
-        return t + self.cpu_overhead_time(batch.num_seqs)
+        t = self._token_time(tokens) + self._head_time(batch.sampled_prefills + decodes + drafts)
+        t += self.model.num_layers * self._attention_time(batch)
+        return t + self._cpu_c0 + self._cpu_c1 * (batch.prefill_seqs + decodes)
 
     def _attention_time(self, b: IterationBatch) -> float:
+        """Per-layer attention: one prefill-style kernel (chunks, and k+1-token verification
+        under speculation) and one decode kernel, with constants folded at construction."""
+        a = self._attn
+        p, inv_p = self._p, self._inv_p
         t = 0.0
         q_ctx, q_sq, q, ctx = b.prefill_chunk_context, b.prefill_chunk_sq, b.prefill_tokens, b.prefill_context
-        if b.decode_seqs and b.spec_tokens > 0:  # verification of k+1 tokens: a small prefill
+        n, dctx = b.decode_seqs, b.decode_context
+        if n and b.spec_tokens > 0:  # verification of k+1 tokens: a small prefill
+            nv, vctx = (n, dctx) if b.spec_seqs < 0 else (b.spec_seqs, b.spec_context)
             v = b.spec_tokens + 1
-            q_ctx += v * b.decode_context
-            q_sq += b.decode_seqs * v * v
-            q += b.decode_seqs * v
-            ctx += b.decode_context
-        elif b.decode_seqs:
-            t += self.attention_decode_time(b.decode_seqs, b.decode_context)
+            q_ctx += v * vctx
+            q_sq += nv * v * v
+            q += nv * v
+            ctx += vctx
+            n, dctx = n - nv, dctx - vctx
+        if n:
+            tc = a[0] * dctx
+            tb = a[2] * dctx + a[4] * n
+            t += self._attn_t0_decode + (tc**p + tb**p) ** inv_p
         if q > 0:
-            t += self.attention_prefill_time(q_ctx, q_sq, q, ctx)
+            tc = a[0] * q_ctx + a[1] * q_sq
+            tb = a[2] * (ctx + q) + a[3] * q
+            t += self._attn_t0_prefill + (tc**p + tb**p) ** inv_p
         return t
 
     def iteration_breakdown(self, batch: IterationBatch) -> dict[str, float]:
