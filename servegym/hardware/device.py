@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .params import Prior, default_prior, validate_params
-from .validation import positive
+from .validation import name_list, positive
 
 DEVICE_KINDS = ("gpu", "edge_gpu", "cpu", "soc")
 INTERCONNECTS = ("nvlink", "pcie", "none")
@@ -129,7 +129,7 @@ class Device:
         if missing:
             raise ValueError(f"{where}: missing device field(s) {sorted(missing)}")
         kwargs = dict(data)
-        kwargs["aliases"] = tuple(kwargs.get("aliases") or ())
+        kwargs["aliases"] = name_list(where, "aliases", kwargs.get("aliases"))
         kwargs["sources"] = dict(kwargs.get("sources") or {})
         kwargs["efficiency"] = dict(kwargs.get("efficiency") or {})
         kwargs["provenance"] = dict(kwargs.get("provenance") or {})

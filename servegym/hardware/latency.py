@@ -191,8 +191,8 @@ class LatencyModel:
     ) -> None:
         from .catalog import get_device, get_model
 
-        self.model = get_model(model) if isinstance(model, str) else model
-        self.device = get_device(device) if isinstance(device, str) else device
+        self.model = get_model(model)
+        self.device = get_device(device)
         self.tp = positive_int("LatencyModel", "tp", tp)
         self.dims: LayerDims = self.model.layer_dims(self.tp)
         self.topology = topology or self.device.default_topology

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .kernels import ATTENTION_OPS, ELEMENTWISE_OPS, GEMM_OPS, LayerDims
+from .kernels import ATTENTION_OPS, ELEMENTWISE_OPS, GEMM_OPS, LAYER_OPS, LayerDims
 
 TOKEN_OPS = (*GEMM_OPS, *ELEMENTWISE_OPS, "lm_head", "kv_write")
 KNOWN_OPS = (*TOKEN_OPS, *ATTENTION_OPS, "all_reduce", "cpu_overhead", "gemm", "layer")
@@ -163,6 +163,7 @@ NATIVE_COLUMNS = (
     "num_gpus",
     "num_nodes",
     "topology",
+    "dtype",
 )
 _DEVICE_IN_PATH = re.compile(r"(?:^|[/_])(a100|h100|h200|a40|a10g?|l4|l40s|v100|4090)(?:[/_]|$)", re.I)
 
@@ -301,6 +302,8 @@ def _read_vidur_mlp(record, where, dev, path: Path, skipped: Counter, seen: set)
     dims = _dims(record, where, tp)
     model = f"{path.parent.parent.name}/{path.parent.name}"
     ops_in_file = {c.split(".")[1] for c in record if c.startswith("time_stats.")}
+    for op in sorted(set(LAYER_OPS) - ops_in_file):  # e.g. phi-2's parallel block has one norm
+        skipped[f"{op}: no column (operator absent in this model)"] += 1
     for op in sorted(ops_in_file):
         if op not in TOKEN_OPS:
             skipped[f"unmodelled operator {op}"] += 1

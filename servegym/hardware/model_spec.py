@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .kernels import LayerDims
-from .validation import positive, positive_int
+from .validation import name_list, positive, positive_int
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
 
@@ -162,7 +162,7 @@ class ModelSpec:
         } - set(kwargs)
         if missing:
             raise ValueError(f"{where}: missing model field(s) {sorted(missing)}")
-        kwargs["aliases"] = tuple(kwargs.get("aliases") or ())
+        kwargs["aliases"] = name_list(where, "aliases", kwargs.get("aliases"))
         kwargs["sources"] = dict(kwargs.get("sources") or {})
         return cls(**kwargs)
 
@@ -194,6 +194,11 @@ class ModelSpec:
             max_context=int(config.get("max_position_embeddings", 4096)),
             norm="layernorm" if "layer_norm_eps" in config else "rmsnorm",
             tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+            parallel_block=bool(
+                config.get(
+                    "use_parallel_residual", str(config.get("model_type", "")).lower() in ("phi", "gptj")
+                )
+            ),
             num_experts=experts,
             experts_per_token=int(config.get("num_experts_per_tok", 0) or 0) if experts else 0,
         )
@@ -263,6 +268,6 @@ class DNNSpec:
                 raise ValueError(f"{where}: missing dnn field {key!r}")
         kwargs = dict(data)
         kwargs["layers"] = tuple(kwargs["layers"] or ())
-        kwargs["aliases"] = tuple(kwargs.get("aliases") or ())
+        kwargs["aliases"] = name_list(where, "aliases", kwargs.get("aliases"))
         kwargs["sources"] = dict(kwargs.get("sources") or {})
         return cls(**kwargs)

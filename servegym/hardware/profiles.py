@@ -53,7 +53,11 @@ def profile_from_dict(data: Any, where: str) -> Device:
     version = data.get("servegym_profile")
     if version != PROFILE_FORMAT:
         raise ValueError(f"{where}: servegym_profile must be {PROFILE_FORMAT}, got {version!r}")
-    device = Device.from_dict(data["device"], where=f"{where} device")
+    try:
+        device = Device.from_dict(data["device"], where=f"{where} device")
+    except ValueError as err:
+        message = str(err)
+        raise ValueError(message if message.startswith(where) else f"{where}: {message}") from None
     eff = data.get("efficiency") or {}
     if not isinstance(eff, Mapping):
         raise ValueError(f"{where}: efficiency must be a mapping of parameter -> value")

@@ -24,3 +24,14 @@ def positive_int(where: str, field: str, value: Any, *, allow_zero: bool = False
     if v != int(v):
         raise ValueError(f"{where}: {field} must be a whole number, got {value!r}")
     return int(v)
+
+
+def name_list(where: str, field: str, value: Any) -> tuple[str, ...]:
+    """A list of names (e.g. aliases) as a tuple of strings; a bare string is an error."""
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{where}: {field} must be a list of strings, got {value!r}")
+    if not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(f"{where}: {field} must hold non-empty strings, got {value!r}")
+    return tuple(value)
