@@ -134,6 +134,12 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from servegym.envs.serving.simulate import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="servegym", description="servegym: RL gym for AI-serving control")
     parser.add_argument("--version", action="version", version=f"servegym {__version__}")
@@ -175,6 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     lat.add_argument("--chunk", type=int, default=512)
     lat.add_argument("--no-cpu-overhead", action="store_true")
     lat.set_defaults(func=_cmd_latency)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="simulate one LLM serving instance and print its KPIs",
+        description="Run a serving scenario through the iteration-level engine.",
+    )
+    from servegym.envs.serving.simulate import add_arguments
+
+    add_arguments(sim)
+    sim.set_defaults(func=_cmd_simulate)
     return parser
 
 

@@ -177,7 +177,11 @@ class LatencyModel:
     """Predicts operator and iteration times of ``model`` on ``device`` at TP degree ``tp``.
 
     Times are in seconds and per tensor-parallel rank (ranks run in lockstep).
-    ``cpu_overhead=False`` leaves out the per-iteration scheduler/CPU time.
+    ``cpu_overhead=False`` leaves out the per-iteration scheduler/CPU time. ``tile_tokens=128``
+    pads each GEMM's token count to a multiple of 128 in its compute time, reproducing the
+    tile-quantisation steps seen in Vidur's profiles (+26% from 256 to 272 tokens on an A100);
+    it is off by default because a fixed tile makes the fit to those profiles worse overall
+    (../shared/reference/latency_model.md 3, 4.1).
     """
 
     def __init__(
@@ -188,6 +192,7 @@ class LatencyModel:
         *,
         topology: str | None = None,
         cpu_overhead: bool = True,
+        tile_tokens: int = 0,
     ) -> None:
         from .catalog import get_device, get_model
 
@@ -197,6 +202,9 @@ class LatencyModel:
         self.dims: LayerDims = self.model.layer_dims(self.tp)
         self.topology = topology or self.device.default_topology
         self.cpu_overhead = cpu_overhead
+        if not isinstance(tile_tokens, int) or tile_tokens < 0:
+            raise ValueError(f"LatencyModel: tile_tokens must be an integer >= 0, got {tile_tokens!r}")
+        self.tile_tokens = tile_tokens
         dev, dtype = self.device, self.model.dtype
         self._peak = dev.peak(dtype)
         par = _Params(dev, None)
@@ -239,7 +247,10 @@ class LatencyModel:
             if self.model.is_moe and op in ("mlp_up_proj", "mlp_down_proj"):
                 return self._moe_time(op, m)
             n, k = gemm_shape(op, dims)
-            return gemm_time(*gemm_cost(m, n, k, dims.bytes_per_element), dev, self.model.dtype)
+            flops, byts = gemm_cost(m, n, k, dims.bytes_per_element)
+            if self.tile_tokens:  # compute runs on whole row tiles: M padded to the tile
+                flops = flops * (np.ceil(m / self.tile_tokens) * self.tile_tokens) / np.maximum(m, 1)
+            return gemm_time(flops, byts, dev, self.model.dtype)
         if op in KERNEL_TYPE:
             return elementwise_time(KERNEL_TYPE[op], elementwise_bytes(op, m, dims), dev)
         raise ValueError(

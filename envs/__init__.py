@@ -1,0 +1,1 @@
+"""servegym.envs: the simulators (serving engine, replica pool, edge system) and environments."""

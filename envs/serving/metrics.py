@@ -1,0 +1,106 @@
+"""Online serving metrics: a fixed-size histogram of token gaps and per-window counters."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+
+class LogHistogram:
+    """Counts of positive values in log-spaced bins (40 per decade, 1e-5 s .. 1e4 s).
+
+    Memory stays fixed however many tokens are recorded; quantiles are exact to within one
+    bin (a 6% relative step).
+    """
+
+    LOW, HIGH, PER_DECADE = 1e-5, 1e4, 40
+
+    def __init__(self) -> None:
+        n = int(np.log10(self.HIGH / self.LOW) * self.PER_DECADE)
+        self.edges = self.LOW * 10.0 ** (np.arange(n + 1) / self.PER_DECADE)
+        self.counts = np.zeros(n + 2, dtype=np.int64)  # under- and overflow at the ends
+        self.total = 0
+
+    def add(self, values: np.ndarray) -> None:
+        if len(values):
+            idx = np.searchsorted(self.edges, values, side="right")
+            self.counts += np.bincount(idx, minlength=len(self.counts))
+            self.total += len(values)
+
+    def add_one(self, value: float, count: int = 1) -> None:
+        # The bin by arithmetic (the hot path records one value per iteration).
+        if value < self.LOW:
+            i = 0
+        else:
+            i = min(int(math.log10(value / self.LOW) * self.PER_DECADE) + 1, len(self.counts) - 1)
+            if i < len(self.edges) and value >= self.edges[i]:  # guard against float rounding
+                i += 1
+        self.counts[i] += count
+        self.total += count
+
+    def quantile(self, q: float) -> float:
+        """Upper edge of the bin holding the q-quantile (0.0 when empty)."""
+        if self.total == 0:
+            return 0.0
+        cum = np.cumsum(self.counts)
+        i = int(np.searchsorted(cum, q * self.total, side="left"))
+        if i == 0:
+            return float(self.edges[0])
+        return float(self.edges[min(i, len(self.edges) - 1)])
+
+    def fraction_above(self, threshold: float) -> float:
+        if self.total == 0:
+            return 0.0
+        i = int(np.searchsorted(self.edges, threshold, side="right"))
+        return float(self.counts[i:].sum() / self.total)
+
+    def merge(self, other: LogHistogram) -> None:
+        self.counts += other.counts
+        self.total += other.total
+
+    def reset(self) -> None:
+        self.counts[:] = 0
+        self.total = 0
+
+
+@dataclass
+class WindowCounters:
+    """What happened since the last ``EngineStats.take_window()``; controllers read these."""
+
+    start_s: float = 0.0
+    iterations: int = 0
+    busy_s: float = 0.0
+    max_iteration_s: float = 0.0
+    prefill_tokens: int = 0
+    decode_tokens: int = 0  # output tokens emitted by decode steps (incl. accepted drafts)
+    first_tokens: int = 0
+    first_tokens_late: int = 0  # TTFT over the SLO
+    ttft_excess: float = 0.0  # sum over first tokens of max(0, TTFT - SLO) / SLO
+    decode_steps: int = 0  # request-steps that emitted tokens
+    slow_steps: int = 0  # steps whose gap exceeded the TBT SLO
+    tbt_excess: float = 0.0  # sum over steps of max(0, gap - SLO) / SLO
+    tokens_within_slo: int = 0
+    arrivals: int = 0
+    finished: int = 0
+    rejected: int = 0
+    preemptions: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    draft_s: float = 0.0
+    verify_steps: int = 0
+    decode_only_iterations: int = 0
+    batch_size_sum: int = 0
+    accepted_at_position: np.ndarray = field(default_factory=lambda: np.zeros(32, dtype=np.int64))
+    drafted_at_position: np.ndarray = field(default_factory=lambda: np.zeros(32, dtype=np.int64))
+    gaps: LogHistogram = field(default_factory=LogHistogram)
+    iteration_times: LogHistogram = field(default_factory=LogHistogram)
+
+    def as_dict(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)):
+                out[f.name] = value
+        return out

@@ -1,0 +1,121 @@
+"""Episode-level serving KPIs and the capacity search.
+
+Definitions: TTFT = first token - arrival (queueing included); TPOT = (finish - first token) /
+(output - 1); TBT = gap between consecutive token emissions of a request (a speculative step
+emitting several tokens is one gap; a preemption's re-queueing lands in the next gap, as in
+Sarathi-Serve's ``decode_token_execution_plus_preemption_time``); scheduling delay = first
+scheduled - arrival. SLO attainment and goodput follow DistServe: a request is good when TTFT
+<= TTFT SLO and TPOT <= TPOT SLO; goodput = good finished requests per second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import EngineConfig
+from .engine import FINISHED, RequestArrays, ServingEngine
+
+
+def _q(values: np.ndarray, q: float) -> float:
+    return float(np.quantile(values, q)) if len(values) else float("nan")
+
+
+def summarize(engine: ServingEngine) -> dict[str, float]:
+    """KPIs of everything the engine has simulated so far."""
+    cfg, now = engine.config, max(engine.now, 1e-9)
+    arrived = engine.next_arrival
+    status = engine.status[:arrived]
+    fin = np.flatnonzero(status == FINISHED)
+    started = np.flatnonzero(~np.isnan(engine.first_t[:arrived]))
+    ttft = engine.first_t[started] - engine.arrival[started]
+    out = engine.output[fin]
+    multi = fin[out > 1]
+    tpot = (engine.finish_t[multi] - engine.first_t[multi]) / (engine.output[multi] - 1)
+    e2e = engine.finish_t[fin] - engine.arrival[fin]
+    sched = (
+        np.where(np.isnan(engine.sched_t[:arrived]), now, engine.sched_t[:arrived]) - engine.arrival[:arrived]
+    )
+    tpot_all = np.zeros(len(fin))
+    tpot_all[out > 1] = tpot
+    good = (engine.first_t[fin] - engine.arrival[fin] <= cfg.ttft_slo_s) & (tpot_all <= cfg.tpot_slo_s)
+    tot = engine.totals()
+    counts = engine.counts()
+    return {
+        "duration_s": engine.now,
+        **{f"requests_{k}": float(v) for k, v in counts.items()},
+        "iterations": float(engine.iterations),
+        "throughput_tokens_per_s": (tot.prefill_tokens + tot.decode_tokens + tot.first_tokens) / now,
+        "output_tokens_per_s": (tot.decode_tokens + tot.first_tokens) / now,
+        "requests_per_s": len(fin) / now,
+        "ttft_p50_s": _q(ttft, 0.5),
+        "ttft_p90_s": _q(ttft, 0.9),
+        "ttft_p99_s": _q(ttft, 0.99),
+        "tpot_mean_s": float(tpot.mean()) if len(tpot) else float("nan"),
+        "tpot_p99_s": _q(tpot, 0.99),
+        "e2e_mean_s": float(e2e.mean()) if len(e2e) else float("nan"),
+        "e2e_p99_s": _q(e2e, 0.99),
+        "tbt_p50_s": tot.gaps.quantile(0.5),
+        "tbt_p99_s": tot.gaps.quantile(0.99),
+        "tbt_slo_miss_fraction": tot.gaps.fraction_above(cfg.tbt_slo_s),
+        "scheduling_delay_p50_s": _q(sched, 0.5),
+        "scheduling_delay_p99_s": _q(sched, 0.99),
+        "slo_attainment": float(good.mean()) if len(fin) else float("nan"),
+        "goodput_requests_per_s": float(good.sum()) / now,
+        "preemptions": float(tot.preemptions),
+        "mean_batch_size": tot.batch_size_sum / max(tot.iterations, 1),
+        "busy_fraction": tot.busy_s / now,
+        "acceptance_rate": tot.accepted / tot.drafted if tot.drafted else float("nan"),
+    }
+
+
+@dataclass(frozen=True)
+class CapacityResult:
+    """Highest request rate meeting the SLOs, with the trials that found it."""
+
+    capacity_rps: float
+    trials: tuple[tuple[float, bool, float, float], ...]  # (rate, ok, p99 TBT, median sched delay)
+
+
+def capacity_search(
+    config: EngineConfig,
+    make_requests: Callable[[float, np.random.Generator], RequestArrays],
+    *,
+    tbt_slo_s: float | None = None,
+    scheduling_delay_slo_s: float = 2.0,
+    low_rps: float = 0.05,
+    high_rps: float = 64.0,
+    iterations: int = 8,
+    seed: int = 0,
+) -> CapacityResult:
+    """Sarathi-Serve's capacity: the highest rate with P99 TBT <= SLO and median scheduling
+    delay <= 2 s, by bisection on the rate (each trial simulates ``make_requests(rate, rng)``
+    to completion with the same seed)."""
+    slo = config.tbt_slo_s if tbt_slo_s is None else tbt_slo_s
+    if not 0 < low_rps < high_rps:
+        raise ValueError(f"capacity_search: need 0 < low_rps < high_rps, got {low_rps}, {high_rps}")
+    trials: list[tuple[float, bool, float, float]] = []
+
+    def ok(rate: float) -> bool:
+        rng = np.random.default_rng(seed)
+        engine = ServingEngine(config, make_requests(rate, rng), rng)
+        engine.run_to_completion()
+        s = summarize(engine)
+        good = s["tbt_p99_s"] <= slo and s["scheduling_delay_p50_s"] <= scheduling_delay_slo_s
+        trials.append((rate, good, s["tbt_p99_s"], s["scheduling_delay_p50_s"]))
+        return good
+
+    lo, hi = low_rps, high_rps
+    if not ok(lo):
+        return CapacityResult(0.0, tuple(trials))
+    if ok(hi):
+        return CapacityResult(hi, tuple(trials))
+    for _ in range(iterations):  # geometric bisection: rates span orders of magnitude
+        mid = float(np.sqrt(lo * hi))
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return CapacityResult(lo, tuple(trials))
