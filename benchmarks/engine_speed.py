@@ -3,9 +3,8 @@
     python benchmarks/engine_speed.py [--repeats 5] [--duration 600]
 
 Llama-3-8B on A100-80GB, TP 1, Azure LLM 2023 conversation lengths, Poisson arrivals at 80% of
-the configuration's capacity (Sarathi-Serve's definition: P99 TBT <= 0.1 s... relaxed here to
-the default 0.1 s TBT SLO, median scheduling delay <= 2 s), decode-first with a 512-token
-budget. Reports the median over repeats of simulated iterations per wall-clock second and
+the configuration's capacity (Sarathi-Serve's definition: P99 TBT <= 0.1 s and median
+scheduling delay <= 2 s), decode-first with a 512-token budget. Reports the median over repeats of simulated iterations per wall-clock second and
 simulated seconds per wall-clock second. No assertions: machines are noisy.
 """
 
@@ -52,7 +51,8 @@ def main() -> None:
         its.append(engine.iterations / wall)
         speedups.append(engine.now / wall)
     print(
-        f"standard scenario: {len(work)} requests at {rate:.2f} req/s (80% of capacity), {args.duration:.0f} s"
+        f"standard scenario: {len(work)} requests at {rate:.2f} req/s (80% of capacity), "
+        f"{args.duration:.0f} s"
     )
     print(
         f"iterations per wall second (median of {args.repeats}): {statistics.median(its):,.0f} "
