@@ -4,8 +4,9 @@
 
 Llama-3-8B on A100-80GB, TP 1, Azure LLM 2023 conversation lengths, Poisson arrivals at 80% of
 the configuration's capacity (Sarathi-Serve's definition: P99 TBT <= 0.1 s and median
-scheduling delay <= 2 s), decode-first with a 512-token budget. Reports the median over repeats of simulated iterations per wall-clock second and
-simulated seconds per wall-clock second. No assertions: machines are noisy.
+scheduling delay <= 2 s), decode-first with a 512-token budget. Reports the median over
+repeats of simulated iterations per wall-clock second and simulated seconds per wall-clock
+second. No assertions: machines are noisy.
 """
 
 from __future__ import annotations
