@@ -30,6 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from servegym.hardware import IterationBatch
+from servegym.workloads._checks import request_arrays
 
 from .config import EngineConfig, kv_capacity_blocks
 from .metrics import LogHistogram, WindowCounters
@@ -104,21 +105,15 @@ class ServingEngine:
 
     # -- setup -------------------------------------------------------------------------------
     def _set_requests(self, requests: RequestArrays) -> None:
-        arrival = np.asarray(requests.arrival_s, dtype=float)
-        prompt = np.asarray(requests.prompt_tokens, dtype=np.int64)
-        output = np.asarray(requests.output_tokens, dtype=np.int64)
+        try:
+            arrival, prompt, output = request_arrays(
+                "requests", requests.arrival_s, requests.prompt_tokens, requests.output_tokens
+            )
+        except AttributeError as err:
+            raise ValueError(f"requests need arrival_s, prompt_tokens and output_tokens: {err}") from None
+        if len(arrival) and arrival[0] < 0:
+            raise ValueError(f"requests.arrival_s[0] must be >= 0, got {arrival[0]}")
         n = len(arrival)
-        if not (len(prompt) == n == len(output)):
-            raise ValueError("requests: arrival_s, prompt_tokens and output_tokens must have equal lengths")
-        unsorted = np.flatnonzero(np.diff(arrival) < 0)
-        if n and (not np.all(np.isfinite(arrival)) or len(unsorted) or arrival[0] < 0):
-            bad = int(unsorted[0]) + 1 if len(unsorted) else 0
-            raise ValueError(f"requests: arrival_s must be finite, >= 0 and sorted (first bad index {bad})")
-        for name, arr in (("prompt_tokens", prompt), ("output_tokens", output)):
-            if n and arr.min() < 1:
-                raise ValueError(
-                    f"requests: {name} must be >= 1 (index {int(np.argmin(arr))} is {arr.min()})"
-                )
         self.n = n
         self.arrival, self.prompt, self.output = arrival, prompt, output
         self.target = prompt.copy()  # tokens to prefill (prompt, or prompt + generated after preemption)

@@ -124,3 +124,20 @@ def sample_budget(name: str, expected: float) -> None:
             f"{name}: expected {expected:.3g} arrivals, more than the limit of {MAX_SAMPLES:.0e}; "
             "sample a shorter horizon in pieces"
         )
+
+
+def request_arrays(owner: str, arrival_s: Any, prompt_tokens: Any, output_tokens: Any):
+    """Validated (arrival_s, prompt_tokens, output_tokens): equal lengths, sorted finite times,
+    token counts >= 1. Errors name ``owner`` and the first offending index."""
+    t = float_array(f"{owner}.arrival_s", arrival_s)
+    p = token_array(f"{owner}.prompt_tokens", prompt_tokens)
+    o = token_array(f"{owner}.output_tokens", output_tokens)
+    if not t.size == p.size == o.size:
+        raise ValueError(
+            f"{owner}: arrival_s, prompt_tokens and output_tokens must have the same length, "
+            f"got {t.size}, {p.size}, {o.size}"
+        )
+    i = first_unsorted(t)
+    if i >= 0:
+        raise ValueError(f"{owner}.arrival_s must be sorted; arrival_s[{i}] < arrival_s[{i - 1}]")
+    return t, p, o

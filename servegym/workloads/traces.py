@@ -35,7 +35,7 @@ from typing import Literal
 import numpy as np
 
 from . import _csv
-from ._checks import first_unsorted, float_array, nonnegative, positive, real, token_array
+from ._checks import first_unsorted, nonnegative, positive, real, request_arrays
 
 Nonpositive = Literal["error", "drop"]
 
@@ -84,17 +84,7 @@ class Trace:
     rejected_rows: int = 0
 
     def __post_init__(self) -> None:
-        t = float_array("Trace.arrival_s", self.arrival_s)
-        p = token_array("Trace.prompt_tokens", self.prompt_tokens)
-        o = token_array("Trace.output_tokens", self.output_tokens)
-        if not t.size == p.size == o.size:
-            raise ValueError(
-                f"Trace: arrival_s, prompt_tokens and output_tokens must have the same length, "
-                f"got {t.size}, {p.size}, {o.size}"
-            )
-        i = first_unsorted(t)
-        if i >= 0:
-            raise ValueError(f"Trace.arrival_s must be sorted; arrival_s[{i}] < arrival_s[{i - 1}]")
+        t, p, o = request_arrays("Trace", self.arrival_s, self.prompt_tokens, self.output_tokens)
         object.__setattr__(self, "arrival_s", t)
         object.__setattr__(self, "prompt_tokens", p)
         object.__setattr__(self, "output_tokens", o)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import first_unsorted, float_array, token_array
+from ._checks import request_arrays
 from .arrivals import ArrivalProcess, Replay
 from .lengths import EmpiricalLengths, LengthDistribution
 from .traces import Trace
@@ -21,17 +21,7 @@ class Requests:
     output_tokens: np.ndarray
 
     def __post_init__(self) -> None:
-        t = float_array("Requests.arrival_s", self.arrival_s)
-        p = token_array("Requests.prompt_tokens", self.prompt_tokens)
-        o = token_array("Requests.output_tokens", self.output_tokens)
-        if not t.size == p.size == o.size:
-            raise ValueError(
-                f"Requests: arrival_s, prompt_tokens and output_tokens must have the same length, "
-                f"got {t.size}, {p.size}, {o.size}"
-            )
-        i = first_unsorted(t)
-        if i >= 0:
-            raise ValueError(f"Requests.arrival_s must be sorted; arrival_s[{i}] < arrival_s[{i - 1}]")
+        t, p, o = request_arrays("Requests", self.arrival_s, self.prompt_tokens, self.output_tokens)
         object.__setattr__(self, "arrival_s", t)
         object.__setattr__(self, "prompt_tokens", p)
         object.__setattr__(self, "output_tokens", o)
