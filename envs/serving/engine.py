@@ -96,6 +96,9 @@ class ServingEngine:
         self.prefilling: list[list[int]] = []  # admission order
         self.seq = 0  # admission counter
         self._decodes_current = True  # every decode row emitted at the previous iteration's end
+        # Aggregates of the decode table kept up to date instead of recomputed per iteration.
+        self._kv_sum = 0  # sum of D_KV over the decode columns
+        self._min_rem = math.inf  # smallest D_REM over the decode columns
         self.waiting: deque[int] = deque()
         self.next_arrival = 0
         self.iterations = 0
@@ -282,6 +285,12 @@ class ServingEngine:
         self.di[:, :nd2] = self.di[:, : self.nd][:, keep]
         self.df[:, :nd2] = self.df[:, : self.nd][:, keep]
         self.nd = nd2
+        self._refresh_aggregates()
+
+    def _refresh_aggregates(self) -> None:
+        nd = self.nd
+        self._kv_sum = int(self.di[D_KV, :nd].sum())
+        self._min_rem = int(_min(self.di[D_REM, :nd])) if nd else math.inf
 
     def _preempt_last(self) -> None:
         """Recompute preemption of the last-admitted running request."""
@@ -410,7 +419,7 @@ class ServingEngine:
         if n_dec:
             kv = self.di[D_KV, :n_dec] if cols is None else self.di[D_KV, cols]
             batch.decode_seqs = n_dec
-            batch.decode_context = float(kv.sum())
+            batch.decode_context = float(self._kv_sum if cols is None else kv.sum())
             if proposals is not None:
                 k = int(proposals.max())
                 batch.spec_tokens = k
@@ -466,6 +475,9 @@ class ServingEngine:
             di[D_KV, sel] += 1
             di[D_REM, sel] -= 1
             n_tokens = n_dec
+            if cols is None:  # every column advanced by one token
+                self._kv_sum += n_dec
+                self._min_rem -= 1
         slo = cfg.tbt_slo_s
         if self._decodes_current and cols is None:  # every gap is this iteration's duration
             gap = now - previous_end
@@ -492,9 +504,11 @@ class ServingEngine:
         df[F_LAST, sel] = now
         w.decode_steps += n_dec
         w.decode_tokens += n_tokens
+        if k or cols is not None:
+            self._refresh_aggregates()
         if cols is None:
             self._decodes_current = True
-        return bool(_min(di[D_REM, sel]) <= 0)
+        return self._min_rem <= 0
 
     def _prefill_complete(self, entries: list[list[int]], now: float) -> None:
         """Completed prefills sample a token (the first, or the next after a recompute) and
@@ -546,6 +560,8 @@ class ServingEngine:
             self.df[F_MAXGAP, nd : nd + m] = self.max_gap[ids]
             self.df[F_ALPHA, nd : nd + m] = self.alpha[ids]
             self.nd = nd + m
+            self._kv_sum += int(self.di[D_KV, nd : nd + m].sum())
+            self._min_rem = min(self._min_rem, int(_min(self.di[D_REM, nd : nd + m])))
 
     def _finish_decodes(self, now: float) -> None:
         nd = self.nd
