@@ -1,0 +1,96 @@
+"""servegym.baselines: the heuristic controllers servegym's agents are judged against.
+
+``make(name, **params)`` builds one by name (case-insensitive); ``list()`` names them all with
+the env id each is for. Oracles need the env they control: ``make("lookahead-oracle", env=env)``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from typing import Any
+
+from servegym.controller import Controller
+
+from .chunk import (
+    ENGINE_DEFAULTS,
+    BestStaticOracle,
+    FixedBudget,
+    LookaheadOracle,
+    PressureRule,
+    SarathiStatic,
+    SlackFeedback,
+)
+from .spec import BatchSizeTable, DisableByBatchSize, FixedK, MyopicOracle, SGLangEMA, SmartSpecGreedy
+
+CHUNK_ENV = "servegym/ChunkedPrefill-v0"
+SPEC_ENV = "servegym/SpecDecode-v0"
+
+_REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
+    "fixed-budget": (CHUNK_ENV, FixedBudget, "Fixed(b): a constant budget (default 512)"),
+    **{
+        f"{engine}-default": (CHUNK_ENV, lambda b=b: FixedBudget(b), f"Fixed({b}): {engine}'s default budget")
+        for engine, b in ENGINE_DEFAULTS.items()
+    },
+    "sarathi-static": (
+        CHUNK_ENV,
+        SarathiStatic,
+        "largest budget whose predicted iteration meets 0.9 x TBT SLO",
+    ),
+    "slack-feedback": (CHUNK_ENV, SlackFeedback, "step the budget down/up on P99 iteration time vs SLO"),
+    "pressure-rule": (CHUNK_ENV, PressureRule, "large budget at low pressure, else the SLO-feasible budget"),
+    "best-static-oracle": (CHUNK_ENV, BestStaticOracle, "best fixed budget by simulating each (oracle)"),
+    "lookahead-oracle": (CHUNK_ENV, LookaheadOracle, "clone and roll each budget forward (oracle)"),
+    "fixed-k": (SPEC_ENV, FixedK, "Fixed(k): a constant speculation length (default 3)"),
+    "disable-by-batch-size": (
+        SPEC_ENV,
+        DisableByBatchSize,
+        "vLLM V0: k below a batch-size threshold, else 0",
+    ),
+    "batch-size-table": (SPEC_ENV, BatchSizeTable, "vLLM V1 batch-size -> k table from acceptance and ITL"),
+    "smartspec": (SPEC_ENV, SmartSpecGreedy, "SmartSpec goodput-greedy k every 20 steps"),
+    "sglang-ema": (SPEC_ENV, SGLangEMA, "SGLang EMA of accepted drafts with per-batch tiers"),
+    "myopic-oracle": (SPEC_ENV, MyopicOracle, "true acceptance + exact latency model (oracle)"),
+}
+
+
+def make(name: str, **params: Any) -> Controller:
+    """A controller by registry name with its parameters (e.g. ``make("fixed-k", k=5)``)."""
+    key = name.strip().lower().replace("_", "-")
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown controller {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    factory = _REGISTRY[key][1]
+    try:
+        return factory(**params)
+    except TypeError as err:
+        raise ValueError(f"controller {name!r}: bad parameters {params}: {err}") from None
+
+
+def list(env_id: str | None = None) -> builtins.list[str]:
+    """Registered controller names (for one env id, or all)."""
+    return sorted(k for k, (env, _, _) in _REGISTRY.items() if env_id is None or env == env_id)
+
+
+def describe(name: str) -> tuple[str, str]:
+    """(env id, one-line description) of a registered controller."""
+    env, _, text = _REGISTRY[name]
+    return env, text
+
+
+__all__ = [
+    "BatchSizeTable",
+    "BestStaticOracle",
+    "DisableByBatchSize",
+    "FixedBudget",
+    "FixedK",
+    "LookaheadOracle",
+    "MyopicOracle",
+    "PressureRule",
+    "SGLangEMA",
+    "SarathiStatic",
+    "SlackFeedback",
+    "SmartSpecGreedy",
+    "describe",
+    "list",
+    "make",
+]

@@ -1,0 +1,187 @@
+"""ChunkedPrefill-v0: choose the per-iteration prefill token budget of a serving engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from .scenarios import CHUNK_PRESETS, ServingScenario
+from .serving.metrics import WindowCounters
+from .serving_env import ServingControlEnv
+
+BUDGET_MENU = (128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 8192)
+"""Tile-aligned token budgets (chunk_spec.md D.1)."""
+
+OBSERVATION_FIELDS = (
+    ("running decodes / max_num_seqs", 0.0, 1.0),
+    ("waiting requests / max_num_seqs (capped at 4)", 0.0, 4.0),
+    ("log1p(waiting prompt tokens) / log1p(65536)", 0.0, 2.0),
+    ("oldest wait / TTFT SLO (capped at 5)", 0.0, 5.0),
+    ("KV-cache utilisation", 0.0, 1.0),
+    ("preemptions in the interval / 10 (capped at 1)", 0.0, 1.0),
+    ("mean iteration time / TBT SLO (capped at 5)", 0.0, 5.0),
+    ("P99 TBT in the interval / TBT SLO (capped at 5)", 0.0, 5.0),
+    ("late first tokens / first tokens in the interval", 0.0, 1.0),
+    ("arrival rate (EWMA) / estimated capacity (capped at 3)", 0.0, 3.0),
+    ("current budget: menu index / (menu size - 1)", 0.0, 1.0),
+    ("decode-only iterations / iterations", 0.0, 1.0),
+    ("mean decode context / 8192 (capped at 4)", 0.0, 4.0),
+    ("prefilling requests / 8 (capped at 4)", 0.0, 4.0),
+)
+
+
+def encode_chunk_observation(m: Mapping[str, float]) -> np.ndarray:
+    """The observation vector from raw metrics (pure: the same code runs in deployment)."""
+    seqs = max(m["max_num_seqs"], 1.0)
+    first = m["first_tokens"]
+    values = (
+        m["decoding"] / seqs,
+        m["waiting"] / seqs,
+        np.log1p(m["waiting_prompt_tokens"]) / np.log1p(65536.0),
+        m["oldest_wait_s"] / m["ttft_slo_s"],
+        m["kv_utilization"],
+        m["preemptions"] / 10.0,
+        m["mean_iteration_s"] / m["tbt_slo_s"],
+        m["p99_tbt_s"] / m["tbt_slo_s"],
+        m["first_tokens_late"] / first if first else 0.0,
+        m["arrival_rate_ewma"] / max(m["capacity_rps"], 1e-9),
+        m["budget_index"] / (len(BUDGET_MENU) - 1),
+        m["decode_only_fraction"],
+        m["mean_context"] / 8192.0,
+        m["prefilling"] / 8.0,
+    )
+    lows = np.array([f[1] for f in OBSERVATION_FIELDS], dtype=np.float32)
+    highs = np.array([f[2] for f in OBSERVATION_FIELDS], dtype=np.float32)
+    return np.clip(np.asarray(values, dtype=np.float32), lows, highs)
+
+
+class ChunkedPrefillEnv(ServingControlEnv):
+    """Choose the token budget of a decode-first (Sarathi-Serve / vLLM V1) serving engine.
+
+    ## Description
+    Every control interval (default 0.25 s of simulated time) the agent picks how many tokens
+    one iteration may process (running decodes count one each; the rest goes to prompt chunks).
+    Small budgets keep iterations short (low TBT) but slow prefill (TTFT, throughput); large
+    budgets do the opposite. The best budget depends on load, prompt lengths and SLOs.
+
+    ## Action Space
+    `Discrete(11)`: index into the tile-aligned menu `BUDGET_MENU` =
+    (128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 8192) tokens. `action_masks()`
+    returns all-true (every budget is valid); out-of-range actions raise `ValueError`.
+
+    ## Observation Space
+    `Box(0, high, (14,), float32)`, from `encode_chunk_observation(info["metrics"])`:
+
+    | index | observation | min | max |
+    |---|---|---|---|
+    | 0 | running decodes / max_num_seqs | 0 | 1 |
+    | 1 | waiting requests / max_num_seqs | 0 | 4 |
+    | 2 | log1p(waiting prompt tokens) / log1p(65536) | 0 | 2 |
+    | 3 | oldest wait / TTFT SLO | 0 | 5 |
+    | 4 | KV-cache utilisation | 0 | 1 |
+    | 5 | preemptions in the interval / 10 | 0 | 1 |
+    | 6 | mean iteration time / TBT SLO | 0 | 5 |
+    | 7 | P99 token gap in the interval / TBT SLO | 0 | 5 |
+    | 8 | late first tokens / first tokens in the interval | 0 | 1 |
+    | 9 | arrival rate (EWMA) / estimated capacity | 0 | 3 |
+    | 10 | current budget (menu index / 10) | 0 | 1 |
+    | 11 | decode-only iterations / iterations | 0 | 1 |
+    | 12 | mean decode context / 8192 | 0 | 4 |
+    | 13 | prefilling requests / 8 | 0 | 4 |
+
+    ## Rewards
+    A weighted sum of named terms (`info["reward_terms"]`, weights in `reward_weights`):
+    `tokens_within_slo` (decode tokens whose gap met the TBT SLO plus first tokens within the
+    TTFT SLO, per expected token rate at capacity; weight 1), `tbt_violation` (Σ over token gaps
+    of max(0, gap − SLO)/SLO, normalised the same way; weight 1), `ttft_violation` (Σ over first
+    tokens of max(0, TTFT − SLO)/SLO, per expected first tokens; weight 1) and `preemptions`
+    (count; weight 0.1). Dropping requests is impossible, so the reward cannot be gamed by
+    refusing doomed work.
+
+    ## Starting State
+    An empty engine at t = 0; requests for the whole horizon are drawn at `reset(seed=...)`.
+
+    ## Episode End
+    Truncated when the simulated clock passes the scenario horizon (default 300 s =
+    1200 decisions, also `max_episode_steps`) or every request is served; terminated early if
+    a request has waited more than 30 s (queue explosion).
+
+    ## Arguments
+    | argument | default | meaning |
+    |---|---|---|
+    | `scenario` | `"llama3-8b-a100-chat-strict"` | a preset (`CHUNK_PRESETS`), `"random"` or a scenario |
+    | `control_interval_s` | 0.25 | simulated seconds per decision |
+    | `reward_weights` | see Rewards | weights of the reward terms |
+    | `render_mode` | None | `"ansi"` |
+    | any `ServingScenario` field | preset's | e.g. `load=1.1`, `tbt_slo_s=0.5`, `model="Mistral-7B"` |
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = CHUNK_PRESETS
+    KIND: ClassVar[str] = "ChunkedPrefill"
+    DEFAULT_SCENARIO: ClassVar[str] = "llama3-8b-a100-chat-strict"
+    REWARD_WEIGHTS: ClassVar[dict[str, float]] = {
+        "tokens_within_slo": 1.0,
+        "tbt_violation": 1.0,
+        "ttft_violation": 1.0,
+        "preemptions": 0.1,
+    }
+
+    def __init__(
+        self, scenario: str | ServingScenario | None = None, control_interval_s: float = 0.25, **kwargs: Any
+    ) -> None:
+        if not (isinstance(control_interval_s, (int, float)) and 0.01 <= control_interval_s <= 60):
+            raise ValueError(f"control_interval_s must be in [0.01, 60] seconds, got {control_interval_s!r}")
+        self.control_interval_s = float(control_interval_s)
+        super().__init__(scenario, **kwargs)
+        self.action_space = spaces.Discrete(len(BUDGET_MENU))
+        highs = np.array([f[2] for f in OBSERVATION_FIELDS], dtype=np.float32)
+        self.observation_space = spaces.Box(np.zeros_like(highs), highs, dtype=np.float32)
+        self.budget_index = (
+            BUDGET_MENU.index(512)
+            if self.scenario.token_budget not in BUDGET_MENU
+            else (BUDGET_MENU.index(self.scenario.token_budget))
+        )
+
+    encode = staticmethod(encode_chunk_observation)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if self.scenario.token_budget in BUDGET_MENU:
+            self.budget_index = BUDGET_MENU.index(self.scenario.token_budget)
+        return super().reset(seed=seed, options=options)
+
+    def _apply_action(self, action: int) -> None:
+        self.budget_index = action
+        self.engine.token_budget = BUDGET_MENU[action]
+
+    def _advance(self) -> None:
+        self.engine.run_until(self.engine.now + self.control_interval_s)
+
+    def _metrics(self, window: WindowCounters) -> dict[str, float]:
+        m = self._common_metrics(window)
+        m["budget"] = float(BUDGET_MENU[self.budget_index])
+        m["budget_index"] = float(self.budget_index)
+        return m
+
+    def _reward_terms(self, m: Mapping[str, float]) -> dict[str, float]:
+        _mean_prompt, mean_output = self._mean_lengths()
+        requests = max(m["capacity_rps"] * m["window_s"], 1e-9)  # expected requests at capacity
+        tokens = requests * mean_output
+        return {
+            "tokens_within_slo": m["tokens_within_slo"] / tokens,
+            "tbt_violation": -m["tbt_excess"] / tokens,
+            "ttft_violation": -m["ttft_excess"] / requests,
+            "preemptions": -m["preemptions"],
+        }
+
+    def _mean_lengths(self) -> tuple[float, float]:
+        cached = getattr(self, "_lengths_cache", None)
+        if cached is None or cached[0] is not self.scenario:
+            cached = (self.scenario, self.scenario.mean_lengths())
+            self._lengths_cache = cached
+        return cached[1]

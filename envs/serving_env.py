@@ -1,0 +1,213 @@
+"""Shared machinery of the serving-control environments (one engine knob per env).
+
+Subclasses define the action menu, how an action is applied and how long a decision lasts,
+the metrics they report, the observation encoder (a pure function of the metrics) and the
+reward terms. This base handles scenarios, seeding, the engine, windows, info and rendering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from .scenarios import ServingScenario, random_scenario, resolve_scenario
+from .serving.engine import ServingEngine
+from .serving.metrics import WindowCounters
+from .serving.summary import summarize
+
+QUEUE_EXPLOSION_S = 30.0  # scheduling delay that ends an episode early (chunk_spec.md D.1)
+
+
+class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
+    """Base class: a scenario, an engine, a decision per ``_advance`` and a reward per window."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    KIND: ClassVar[str] = "serving"
+    DEFAULT_SCENARIO: ClassVar[str] = ""
+    REWARD_WEIGHTS: ClassVar[dict[str, float]] = {}
+
+    def __init__(
+        self,
+        scenario: str | ServingScenario | None = None,
+        render_mode: str | None = None,
+        reward_weights: Mapping[str, float] | None = None,
+        **overrides: Any,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        scenario = self.DEFAULT_SCENARIO if scenario is None else scenario
+        self._randomise = scenario == "random"
+        self.scenario_name = scenario if isinstance(scenario, str) else "custom"
+        self._overrides = dict(overrides)
+        if self._randomise:
+            self.scenario = random_scenario(self.PRESETS, np.random.default_rng(0), self._overrides)
+        else:
+            self.scenario = resolve_scenario(self.PRESETS, scenario, self._overrides, self.KIND)
+        weights = dict(self.REWARD_WEIGHTS)
+        for name, value in (reward_weights or {}).items():
+            if name not in weights:
+                raise ValueError(f"unknown reward weight {name!r}; terms: {sorted(weights)}")
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"reward weight {name!r} must be finite and >= 0, got {value!r}")
+            weights[name] = float(value)
+        self.reward_weights = weights
+        self.engine: ServingEngine | None = None
+        self.last_metrics: dict[str, float] = {}
+        self._capacity = self.scenario.capacity_rps()
+
+    # -- to implement --------------------------------------------------------------------------
+    def _apply_action(self, action: int) -> None:
+        raise NotImplementedError
+
+    def _advance(self) -> None:
+        raise NotImplementedError
+
+    def _metrics(self, window: WindowCounters) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _reward_terms(self, metrics: Mapping[str, float]) -> dict[str, float]:
+        raise NotImplementedError
+
+    @staticmethod
+    def encode(metrics: Mapping[str, float]) -> np.ndarray:
+        raise NotImplementedError
+
+    def action_masks(self) -> np.ndarray:
+        """Every action of the menu is valid in these envs (kept for MaskablePPO)."""
+        return np.ones(self.action_space.n, dtype=bool)
+
+    # -- gymnasium API -------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        if self._randomise:
+            self.scenario = random_scenario(self.PRESETS, rng, self._overrides)
+            self._capacity = self.scenario.capacity_rps()
+        requests = self.scenario.workload().sample(rng, self.scenario.horizon_s)
+        engine_rng = np.random.default_rng(rng.integers(2**63))
+        self.engine = ServingEngine(self.scenario.engine_config(), requests, engine_rng)
+        self._steps = 0
+        self._arrival_ewma = self.scenario.load * self._capacity
+        self.last_metrics = self._metrics(self.engine.take_window())
+        return self.encode(self.last_metrics), self._info({})
+
+    def step(self, action):
+        if self.engine is None:
+            raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
+        if not self.action_space.contains(action):
+            if isinstance(action, (np.ndarray, list)) and np.size(action) == 1:
+                action = np.asarray(action).reshape(()).item()
+            if not self.action_space.contains(action) and not (
+                isinstance(action, (int, np.integer)) and 0 <= int(action) < self.action_space.n
+            ):
+                raise ValueError(
+                    f"action {action!r} is outside the action space {self.action_space} "
+                    f"(an integer in 0..{self.action_space.n - 1})"
+                )
+        action = int(action)
+        self._apply_action(action)
+        self._advance()
+        self._steps += 1
+        window = self.engine.take_window()
+        metrics = self._metrics(window)
+        self.last_metrics = metrics
+        terms = self._reward_terms(metrics)
+        reward = float(sum(self.reward_weights[name] * value for name, value in terms.items()))
+        engine = self.engine
+        exploded = metrics["oldest_wait_s"] > QUEUE_EXPLOSION_S
+        terminated = bool(exploded)
+        truncated = bool(engine.now >= self.scenario.horizon_s or engine.done) and not terminated
+        info = self._info(terms)
+        if terminated or truncated:
+            info["episode_kpis"] = summarize(engine)
+        return self.encode(metrics), reward, terminated, truncated, info
+
+    def _info(self, terms: Mapping[str, float]) -> dict[str, Any]:
+        return {
+            "metrics": dict(self.last_metrics),
+            "reward_terms": dict(terms),
+            "scenario": self.scenario.to_dict(),
+            "capacity_rps": self._capacity,
+            "action_mask": self.action_masks(),
+        }
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        m = self.last_metrics
+        keys = [
+            k
+            for k in (
+                "time_s",
+                "running",
+                "waiting",
+                "kv_utilization",
+                "p99_tbt_s",
+                "mean_ttft_s",
+                "budget",
+                "spec_tokens",
+                "acceptance_rate",
+            )
+            if k in m
+        ]
+        return " ".join(f"{k}={m[k]:.3g}" for k in keys)
+
+    # -- shared metrics --------------------------------------------------------------------------
+    def _common_metrics(self, w: WindowCounters) -> dict[str, float]:
+        engine, sc = self.engine, self.scenario
+        elapsed = max(engine.now - w.start_s, 1e-9)
+        waiting = engine.waiting
+        waiting_tokens = float(engine.target[list(waiting)].sum()) if waiting else 0.0
+        oldest = float(engine.now - engine.arrival[waiting[0]]) if waiting else 0.0
+        view = engine.running_view()
+        decoding = view["decoding"]
+        contexts = view["kv"][decoding]
+        rate = w.arrivals / elapsed
+        self._arrival_ewma = 0.8 * self._arrival_ewma + 0.2 * rate
+        return {
+            "time_s": engine.now,
+            "window_s": elapsed,
+            "running": float(engine.num_running),
+            "decoding": float(decoding.sum()),
+            "prefilling": float(len(engine.prefilling)),
+            "waiting": float(len(waiting)),
+            "waiting_prompt_tokens": waiting_tokens,
+            "oldest_wait_s": oldest,
+            "kv_utilization": engine.kv_utilization,
+            "preemptions": float(w.preemptions),
+            "iterations": float(w.iterations),
+            "mean_iteration_s": w.busy_s / w.iterations if w.iterations else 0.0,
+            "max_iteration_s": w.max_iteration_s,
+            "p99_iteration_s": w.iteration_times.quantile(0.99),
+            "p99_tbt_s": w.gaps.quantile(0.99),
+            "p50_tbt_s": w.gaps.quantile(0.5),
+            "tbt_excess": w.tbt_excess,
+            "slow_steps": float(w.slow_steps),
+            "decode_steps": float(w.decode_steps),
+            "first_tokens": float(w.first_tokens),
+            "first_tokens_late": float(w.first_tokens_late),
+            "ttft_excess": w.ttft_excess,
+            "decode_tokens": float(w.decode_tokens),
+            "prefill_tokens": float(w.prefill_tokens),
+            "tokens_within_slo": float(w.tokens_within_slo),
+            "finished": float(w.finished),
+            "arrivals": float(w.arrivals),
+            "arrival_rate": rate,
+            "arrival_rate_ewma": self._arrival_ewma,
+            "capacity_rps": self._capacity,
+            "mean_context": float(contexts.mean()) if len(contexts) else 0.0,
+            "p90_context": float(np.quantile(contexts, 0.9)) if len(contexts) else 0.0,
+            "decode_only_fraction": w.decode_only_iterations / w.iterations if w.iterations else 1.0,
+            "busy_fraction": min(w.busy_s / elapsed, 1.0),
+            "max_num_seqs": float(sc.max_num_seqs),
+            "tbt_slo_s": sc.tbt_slo_s,
+            "ttft_slo_s": sc.ttft_slo_s,
+            "tpot_slo_s": sc.tpot_slo_s,
+        }

@@ -1,0 +1,199 @@
+"""SpecDecode-v0: choose how many draft tokens to verify per decode step under load."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from servegym.hardware import IterationBatch
+
+from .scenarios import SPEC_PRESETS, ServingScenario
+from .serving.metrics import WindowCounters
+from .serving_env import ServingControlEnv
+
+K_MAX = 8
+ACCEPTANCE_EWMA = 0.3  # weight of the newest window in the per-position acceptance estimate
+
+OBSERVATION_FIELDS = (
+    ("decoding requests / max_num_seqs", 0.0, 1.0),
+    ("waiting requests / max_num_seqs (capped at 4)", 0.0, 4.0),
+    ("KV-cache utilisation", 0.0, 1.0),
+    ("mean decode context / 8192 (capped at 4)", 0.0, 4.0),
+    ("p90 decode context / 8192 (capped at 4)", 0.0, 4.0),
+    *((f"acceptance at draft position {i + 1} (EWMA)", 0.0, 1.0) for i in range(K_MAX)),
+    ("accepted / drafted in the window", 0.0, 1.0),
+    ("draft time / busy time in the window", 0.0, 1.0),
+    ("mean iteration time / TPOT SLO (capped at 5)", 0.0, 5.0),
+    ("median token gap / TPOT SLO (capped at 5)", 0.0, 5.0),
+    ("P99 token gap / TPOT SLO (capped at 5)", 0.0, 5.0),
+    ("current k / 8", 0.0, 1.0),
+    ("arrival rate (EWMA) / estimated capacity (capped at 3)", 0.0, 3.0),
+    ("late first tokens / first tokens in the window", 0.0, 1.0),
+)
+
+
+def encode_spec_observation(m: Mapping[str, float]) -> np.ndarray:
+    """The observation vector from raw metrics (pure: the same code runs in deployment)."""
+    seqs = max(m["max_num_seqs"], 1.0)
+    slo = m["tpot_slo_s"]
+    first = m["first_tokens"]
+    busy = m["busy_s"]
+    values = [
+        m["decoding"] / seqs,
+        m["waiting"] / seqs,
+        m["kv_utilization"],
+        m["mean_context"] / 8192.0,
+        m["p90_context"] / 8192.0,
+        *(m[f"acceptance_pos{i + 1}"] for i in range(K_MAX)),
+        m["acceptance_rate"],
+        m["draft_s"] / busy if busy > 0 else 0.0,
+        m["mean_iteration_s"] / slo,
+        m["p50_tbt_s"] / slo,
+        m["p99_tbt_s"] / slo,
+        m["spec_tokens"] / K_MAX,
+        m["arrival_rate_ewma"] / max(m["capacity_rps"], 1e-9),
+        m["first_tokens_late"] / first if first else 0.0,
+    ]
+    lows = np.array([f[1] for f in OBSERVATION_FIELDS], dtype=np.float32)
+    highs = np.array([f[2] for f in OBSERVATION_FIELDS], dtype=np.float32)
+    return np.clip(np.asarray(values, dtype=np.float32), lows, highs)
+
+
+class SpecDecodeEnv(ServingControlEnv):
+    """Choose the speculation length k of a serving engine with a draft model or n-gram proposer.
+
+    ## Description
+    Every `decision_iterations` engine iterations (default 8) the agent picks k, the number of
+    draft tokens each decoding request proposes and the target verifies in one step. Speculation
+    multiplies tokens per step by (1 − α^(k+1))/(1 − α) but costs k draft passes and k extra
+    verified tokens per request, which stop being free once the batch is compute-bound: no
+    single k is best across load, context length and acceptance (SmartSpec).
+
+    ## Action Space
+    `Discrete(9)`: k ∈ {0, …, 8} (0 = no speculation). `action_masks()` is all-true;
+    out-of-range actions raise `ValueError`.
+
+    ## Observation Space
+    `Box(0, high, (21,), float32)`, from `encode_spec_observation(info["metrics"])`:
+
+    | index | observation | min | max |
+    |---|---|---|---|
+    | 0 | decoding requests / max_num_seqs | 0 | 1 |
+    | 1 | waiting requests / max_num_seqs | 0 | 4 |
+    | 2 | KV-cache utilisation | 0 | 1 |
+    | 3 | mean decode context / 8192 | 0 | 4 |
+    | 4 | p90 decode context / 8192 | 0 | 4 |
+    | 5–12 | acceptance rate at draft positions 1–8 (EWMA over windows) | 0 | 1 |
+    | 13 | accepted / drafted tokens in the window | 0 | 1 |
+    | 14 | draft time / busy time in the window | 0 | 1 |
+    | 15 | mean iteration time / TPOT SLO | 0 | 5 |
+    | 16 | median token gap / TPOT SLO | 0 | 5 |
+    | 17 | P99 token gap / TPOT SLO | 0 | 5 |
+    | 18 | current k / 8 | 0 | 1 |
+    | 19 | arrival rate (EWMA) / estimated capacity | 0 | 3 |
+    | 20 | late first tokens / first tokens in the window | 0 | 1 |
+
+    ## Rewards
+    Named terms (`info["reward_terms"]`), weighted by `reward_weights`: `goodput_ratio` (output
+    tokens per second in the window divided by the token rate the same batch would reach with
+    k = 0, predicted by the latency model — SmartSpec's goodput in ratio form; weight 1),
+    `tpot_violation` (mean over token gaps of max(0, gap − TPOT SLO)/SLO; weight 1) and
+    `ttft_violation` (mean over first tokens of max(0, TTFT − SLO)/SLO; weight 0.5).
+
+    ## Starting State
+    An empty engine at t = 0 with k = the scenario's `spec_tokens` (default 0).
+
+    ## Episode End
+    Truncated when the simulated clock passes the horizon (default 300 s) or every request is
+    served; terminated early if a request has waited more than 30 s.
+
+    ## Arguments
+    | argument | default | meaning |
+    |---|---|---|
+    | `scenario` | `"llama2-7b-68m-lowload-chat"` | a preset (`SPEC_PRESETS`), `"random"` or a scenario |
+    | `decision_iterations` | 8 | engine iterations per decision (1–20) |
+    | `reward_weights` | see Rewards | weights of the reward terms |
+    | `render_mode` | None | `"ansi"` |
+    | any `ServingScenario` field | preset's | e.g. `load=0.9`, `acceptance="code"`, `draft="ngram"` |
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = SPEC_PRESETS
+    KIND: ClassVar[str] = "SpecDecode"
+    DEFAULT_SCENARIO: ClassVar[str] = "llama2-7b-68m-lowload-chat"
+    REWARD_WEIGHTS: ClassVar[dict[str, float]] = {
+        "goodput_ratio": 1.0,
+        "tpot_violation": 1.0,
+        "ttft_violation": 0.5,
+    }
+
+    def __init__(
+        self, scenario: str | ServingScenario | None = None, decision_iterations: int = 8, **kwargs: Any
+    ) -> None:
+        if not (isinstance(decision_iterations, int) and 1 <= decision_iterations <= 20):
+            raise ValueError(f"decision_iterations must be an integer in 1..20, got {decision_iterations!r}")
+        self.decision_iterations = decision_iterations
+        super().__init__(scenario, **kwargs)
+        if self.scenario.draft is None:
+            raise ValueError("SpecDecode scenarios need a draft: set draft='ngram' or a draft model name")
+        self.action_space = spaces.Discrete(K_MAX + 1)
+        highs = np.array([f[2] for f in OBSERVATION_FIELDS], dtype=np.float32)
+        self.observation_space = spaces.Box(np.zeros_like(highs), highs, dtype=np.float32)
+
+    encode = staticmethod(encode_spec_observation)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._acceptance = np.full(K_MAX, 0.7)  # prior: SmartSpec's initial alpha
+        return super().reset(seed=seed, options=options)
+
+    def _apply_action(self, action: int) -> None:
+        self.engine.spec_tokens = action
+
+    def _advance(self) -> None:
+        engine, horizon = self.engine, self.scenario.horizon_s
+        ran = 0
+        while ran < self.decision_iterations and not engine.done and engine.now < horizon:
+            if engine.step(horizon).duration_s > 0:
+                ran += 1
+
+    def _metrics(self, w: WindowCounters) -> dict[str, float]:
+        m = self._common_metrics(w)
+        drafted, accepted = w.drafted_at_position[:K_MAX], w.accepted_at_position[:K_MAX]
+        seen = drafted > 0
+        window_rate = np.where(seen, accepted / np.maximum(drafted, 1), self._acceptance)
+        self._acceptance = np.where(
+            seen, (1 - ACCEPTANCE_EWMA) * self._acceptance + ACCEPTANCE_EWMA * window_rate, self._acceptance
+        )
+        for i in range(K_MAX):
+            m[f"acceptance_pos{i + 1}"] = float(self._acceptance[i])
+        m["acceptance_rate"] = w.accepted / w.drafted if w.drafted else 0.0
+        m["drafted"] = float(w.drafted)
+        m["accepted"] = float(w.accepted)
+        m["draft_s"] = w.draft_s
+        m["busy_s"] = w.busy_s
+        m["spec_tokens"] = float(self.engine.spec_tokens)
+        m["mean_batch"] = w.batch_size_sum / w.iterations if w.iterations else 0.0
+        m["k0_token_rate"] = self._k0_rate(m)
+        return m
+
+    def _k0_rate(self, m: Mapping[str, float]) -> float:
+        """Output tokens/s the window's mean decode batch would reach without speculation."""
+        batch = max(round(m["decoding"]), 1)
+        context = max(m["mean_context"], 1.0)
+        t0 = self.engine.lm.iteration_time(IterationBatch(decode_seqs=batch, decode_context=batch * context))
+        return batch / t0
+
+    def _reward_terms(self, m: Mapping[str, float]) -> dict[str, float]:
+        window = max(m["window_s"], 1e-9)
+        rate = (m["decode_tokens"] + m["first_tokens"]) / window
+        steps = max(m["decode_steps"], 1.0)
+        return {
+            "goodput_ratio": rate / m["k0_token_rate"] if m["k0_token_rate"] > 0 else 0.0,
+            "tpot_violation": -m["tbt_excess"] / steps,
+            "ttft_violation": -m["ttft_excess"] / max(m["first_tokens"], 1.0),
+        }

@@ -1,0 +1,24 @@
+"""Register servegym's environment ids with Gymnasium (idempotent; runs at ``import servegym``).
+
+Entry points are strings, so registering imports no simulator code. Gymnasium >= 1.0 has no
+plugin entry points: tools that take an id string use ``gym.make("servegym:servegym/<Env>-v0")``,
+which imports servegym first.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+ENVS = {
+    # id: (entry point, max_episode_steps) -- 300 s horizons
+    "servegym/ChunkedPrefill-v0": ("servegym.envs.chunked_prefill:ChunkedPrefillEnv", 1200),
+    "servegym/SpecDecode-v0": ("servegym.envs.spec_decode:SpecDecodeEnv", 20000),
+}
+
+
+def register_envs() -> list[str]:
+    """Register every servegym id that is not registered yet; returns the ids."""
+    for env_id, (entry_point, max_steps) in ENVS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_steps)
+    return list(ENVS)
