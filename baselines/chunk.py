@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
 from servegym.envs.chunked_prefill import BUDGET_MENU
 from servegym.envs.scenarios import ServingScenario
-
 from servegym.hardware import IterationBatch, LatencyModel
 
 ENGINE_DEFAULTS = {

@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from servegym.envs.scenarios import ServingScenario
 from servegym.envs.serving.speculation import expected_tokens_per_step
 from servegym.envs.spec_decode import K_MAX
-
 from servegym.hardware import IterationBatch, LatencyModel
 
 

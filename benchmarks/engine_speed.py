@@ -16,9 +16,9 @@ import statistics
 import time
 
 import numpy as np
+
 from servegym.envs.serving import EngineConfig, ServingEngine
 from servegym.envs.serving.summary import capacity_search
-
 from servegym.workloads import Poisson, Workload, length_preset
 
 

@@ -37,10 +37,8 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
         reward_weights: Mapping[str, float] | None = None,
         **overrides: Any,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
+        # Other render modes (SB3's make_vec_env asks for "rgb_array") are accepted and render
+        # nothing; gymnasium.make already warns about them.
         self.render_mode = render_mode
         scenario = self.DEFAULT_SCENARIO if scenario is None else scenario
         self._randomise = scenario == "random"
@@ -203,7 +201,7 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
             "arrival_rate_ewma": self._arrival_ewma,
             "capacity_rps": self._capacity,
             "mean_context": float(contexts.mean()) if len(contexts) else 0.0,
-            "p90_context": float(np.quantile(contexts, 0.9)) if len(contexts) else 0.0,
+            "p90_context": float(np.sort(contexts)[int(0.9 * (len(contexts) - 1))]) if len(contexts) else 0.0,
             "decode_only_fraction": w.decode_only_iterations / w.iterations if w.iterations else 1.0,
             "busy_fraction": min(w.busy_s / elapsed, 1.0),
             "max_num_seqs": float(sc.max_num_seqs),

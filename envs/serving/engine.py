@@ -603,12 +603,14 @@ class ServingEngine:
         a = np.clip(alpha, 1e-12, 1.0 - 1e-12)
         accepted = np.minimum(np.floor(np.log(u) / np.log(a)), proposals).astype(np.int64)
         w = self.window
-        w.drafted += int(proposals.sum())
+        verifying = int(np.count_nonzero(proposals))
+        w.drafted += verifying * k  # proposals are k or 0
         w.accepted += int(accepted.sum())
-        w.verify_steps += int(np.count_nonzero(proposals))
-        positions = np.arange(k)
-        w.drafted_at_position[:k] += (proposals[:, None] > positions).sum(axis=0)
-        w.accepted_at_position[:k] += (accepted[:, None] > positions).sum(axis=0)
+        w.verify_steps += verifying
+        w.drafted_at_position[:k] += verifying
+        # accepted_at_position[j] counts requests whose first j+1 drafts were all accepted
+        at_least = np.bincount(accepted, minlength=k + 1)[::-1].cumsum()[::-1]
+        w.accepted_at_position[:k] += at_least[1 : k + 1]
         return accepted
 
     # -- windows -----------------------------------------------------------------------------
@@ -626,13 +628,16 @@ class ServingEngine:
         return total
 
 
+_ADDED_FIELDS = tuple(
+    name
+    for name, value in vars(WindowCounters()).items()
+    if name not in ("start_s", "max_iteration_s") and not isinstance(value, LogHistogram)
+)
+
+
 def _merge(into: WindowCounters, w: WindowCounters) -> None:
-    for name, value in vars(w).items():
-        if name == "start_s":
-            continue
-        if isinstance(value, LogHistogram):
-            getattr(into, name).merge(value)
-        elif name == "max_iteration_s":
-            into.max_iteration_s = max(into.max_iteration_s, value)
-        else:
-            setattr(into, name, getattr(into, name) + value)
+    for name in _ADDED_FIELDS:
+        setattr(into, name, getattr(into, name) + getattr(w, name))
+    into.max_iteration_s = max(into.max_iteration_s, w.max_iteration_s)
+    into.gaps.merge(w.gaps)
+    into.iteration_times.merge(w.iteration_times)

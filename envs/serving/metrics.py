@@ -18,13 +18,13 @@ class LogHistogram:
 
     LOW, HIGH, PER_DECADE = 1e-5, 1e4, 40
     _LOG_LOW = math.log10(LOW)
+    _N = round(math.log10(HIGH / LOW) * PER_DECADE)
+    edges = LOW * 10.0 ** (np.arange(_N + 1) / PER_DECADE)  # shared by all instances
+    _edges_list = edges.tolist()
 
     def __init__(self) -> None:
-        n = round(math.log10(self.HIGH / self.LOW) * self.PER_DECADE)
-        self.edges = self.LOW * 10.0 ** (np.arange(n + 1) / self.PER_DECADE)
-        self._edges_list = self.edges.tolist()
-        self._counts = np.zeros(n + 2, dtype=np.int64)  # under- and overflow at the ends
-        self._single = [0] * (n + 2)
+        self._counts = np.zeros(self._N + 2, dtype=np.int64)  # under- and overflow at the ends
+        self._single = [0] * (self._N + 2)
         self.total = 0
 
     @property
@@ -70,7 +70,8 @@ class LogHistogram:
         return float(self.counts[i:].sum() / self.total)
 
     def merge(self, other: LogHistogram) -> None:
-        self._counts += other.counts
+        self._counts += other._counts
+        self._single = [a + b for a, b in zip(self._single, other._single, strict=True)]
         self.total += other.total
 
     def reset(self) -> None:
