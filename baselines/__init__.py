@@ -29,7 +29,11 @@ SPEC_ENV = "servegym/SpecDecode-v0"
 _REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
     "fixed-budget": (CHUNK_ENV, FixedBudget, "Fixed(b): a constant budget (default 512)"),
     **{
-        f"{engine}-default": (CHUNK_ENV, lambda b=b: FixedBudget(b), f"Fixed({b}): {engine}'s default budget")
+        f"{engine}-default": (
+            CHUNK_ENV,
+            lambda b=b, engine=engine: FixedBudget(b, label=engine),
+            f"Fixed({b}): {engine}'s default budget",
+        )
         for engine, b in ENGINE_DEFAULTS.items()
     },
     "sarathi-static": (
@@ -42,6 +46,7 @@ _REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
     "best-static-oracle": (CHUNK_ENV, BestStaticOracle, "best fixed budget by simulating each (oracle)"),
     "lookahead-oracle": (CHUNK_ENV, LookaheadOracle, "clone and roll each budget forward (oracle)"),
     "fixed-k": (SPEC_ENV, FixedK, "Fixed(k): a constant speculation length (default 3)"),
+    "no-speculation": (SPEC_ENV, lambda: FixedK(0), "Fixed(0): speculation off"),
     "disable-by-batch-size": (
         SPEC_ENV,
         DisableByBatchSize,

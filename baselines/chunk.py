@@ -45,9 +45,9 @@ def _predicted_iteration_s(
 class FixedBudget:
     """A constant budget (an engine default: Sarathi 512, vLLM 2048/8192, SGLang 8192, FastGen 768)."""
 
-    def __init__(self, budget: int = 512) -> None:
+    def __init__(self, budget: int = 512, label: str = "") -> None:
         self.index = menu_index(int(budget))
-        self.name = f"Fixed({budget})"
+        self.name = f"Fixed({budget})" + (f" [{label}]" if label else "")
 
     def reset(self, seed: int | None = None) -> None:
         pass

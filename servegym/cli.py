@@ -140,6 +140,26 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from servegym import baselines
+    from servegym.experiments.compare import compare, format_table
+
+    names = args.controllers or [
+        n for n in baselines.list(args.env) if "oracle" not in n and n != "fixed-budget"
+    ]
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    kwargs = {"scenario": args.scenario} if args.scenario else {}
+    if args.horizon:
+        kwargs["horizon_s"] = args.horizon
+    print(
+        f"{args.env}, scenario {args.scenario or 'default'}, {args.seeds} seed(s), {len(names)} controllers"
+    )
+    results = compare(args.env, names, range(args.seed, args.seed + args.seeds), **kwargs)
+    print(format_table(results))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="servegym", description="servegym: RL gym for AI-serving control")
     parser.add_argument("--version", action="version", version=f"servegym {__version__}")
@@ -191,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(sim)
     sim.set_defaults(func=_cmd_simulate)
+
+    cmp_ = sub.add_parser("compare", help="run the heuristic controllers on an env scenario; print a table")
+    cmp_.add_argument("--env", default="servegym/ChunkedPrefill-v0")
+    cmp_.add_argument("--scenario", help="preset name (default: the env's default)")
+    cmp_.add_argument("--controllers", nargs="+", help="registry names (default: every non-oracle one)")
+    cmp_.add_argument("--seeds", type=int, default=2)
+    cmp_.add_argument("--seed", type=int, default=0, help="first seed")
+    cmp_.add_argument("--horizon", type=float, default=0.0, help="simulated seconds (0: the preset's)")
+    cmp_.set_defaults(func=_cmd_compare)
     return parser
 
 

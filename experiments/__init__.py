@@ -1,0 +1,1 @@
+"""servegym.experiments: running controllers over scenarios and reporting the results."""
