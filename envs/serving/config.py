@@ -101,8 +101,10 @@ class EngineConfig:
     def draft_latency_model(self) -> LatencyModel | None:
         if self.draft is None or self.draft.lower() == "ngram":
             return None
-        # The draft runs on the same GPUs, unsharded, without its own scheduler overhead.
-        return LatencyModel(get_model(self.draft), self.device_spec(), tp=1, cpu_overhead=False)
+        # The draft runs on the same GPUs, unsharded; each draft pass is a full model-runner step
+        # (input preparation and sampling included), so it pays the per-iteration CPU overhead
+        # as vLLM's draft-model proposer does.
+        return LatencyModel(get_model(self.draft), self.device_spec(), tp=1, cpu_overhead=True)
 
 
 def activation_reserve_bytes(model: ModelSpec, tp: int, max_tokens: int) -> float:

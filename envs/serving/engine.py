@@ -77,6 +77,7 @@ class ServingEngine:
         self.rng = rng
         self.lm = config.latency_model()
         self.draft_lm = config.draft_latency_model()
+        self.draft_max_len = self.draft_lm.model.max_context if self.draft_lm is not None else 0
         self.uses_ngram = (config.draft or "").lower() == "ngram"
         self.capacity_blocks = kv_capacity_blocks(config)
         self.free_blocks = self.capacity_blocks
@@ -351,6 +352,8 @@ class ServingEngine:
                     proposals = np.where(self.rng.random(nd) < self.config.ngram_hit_rate, k, 0)
                 else:
                     proposals = np.full(nd, k, dtype=np.int64)
+                    if self.draft_max_len:  # no proposals past the draft model's context (vLLM)
+                        proposals[self.di[D_KV, :nd] + k + 1 > self.draft_max_len] = 0
                 total = int(proposals.sum()) + nd
             else:
                 total = nd
@@ -423,13 +426,16 @@ class ServingEngine:
             if proposals is not None:
                 k = int(proposals.max())
                 batch.spec_tokens = k
-                if k and self.uses_ngram:
-                    verifying = proposals > 0
-                    batch.spec_seqs = int(np.count_nonzero(verifying))
+                verifying = proposals > 0
+                n_verifying = int(np.count_nonzero(verifying))
+                if k and n_verifying < n_dec:
+                    batch.spec_seqs = n_verifying
                     batch.spec_context = float(kv[verifying].sum())
         duration = self.lm.iteration_time(batch)
         if k and self.draft_lm is not None:
-            draft_s = self._draft_time(batch, n_dec, batch.decode_context, k)
+            n_draft = batch.verifying_seqs
+            ctx = batch.decode_context if batch.spec_seqs < 0 else batch.spec_context
+            draft_s = self._draft_time(batch, n_draft, ctx, k) if n_draft else 0.0
             duration += draft_s
             self.window.draft_s += draft_s
         previous_end = self.now

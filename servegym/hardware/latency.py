@@ -214,6 +214,7 @@ class LatencyModel:
         self._attn_gamma = par("attn.gamma")
         self._attn_t0_prefill = par("attn.prefill_t0_s")
         self._attn_t0_decode = par("attn.decode_t0_s")
+        self._attn_t0_mixed = max(self._attn_t0_prefill, self._attn_t0_decode)
         self._cpu_c0 = par("cpu.c0_s") if cpu_overhead else 0.0
         self._cpu_c1 = par("cpu.c1_s") if cpu_overhead else 0.0
         if self.tp > 1:
@@ -249,7 +250,9 @@ class LatencyModel:
             n, k = gemm_shape(op, dims)
             flops, byts = gemm_cost(m, n, k, dims.bytes_per_element)
             if self.tile_tokens:  # compute runs on whole row tiles: M padded to the tile
-                flops = flops * (np.ceil(m / self.tile_tokens) * self.tile_tokens) / np.maximum(m, 1)
+                tile = self.tile_tokens  # (below one tile, cuBLAS picks skinny kernels: no padding)
+                padded = np.where(m >= tile, np.ceil(m / tile) * tile, m)
+                flops = flops * padded / np.maximum(m, 1)
             return gemm_time(flops, byts, dev, self.model.dtype)
         if op in KERNEL_TYPE:
             return elementwise_time(KERNEL_TYPE[op], elementwise_bytes(op, m, dims), dev)
@@ -359,8 +362,10 @@ class LatencyModel:
         return t + self._cpu_c0 + self._cpu_c1 * (batch.prefill_seqs + decodes)
 
     def _attention_time(self, b: IterationBatch) -> float:
-        """Per-layer attention: one prefill-style kernel (chunks, and k+1-token verification
-        under speculation) and one decode kernel, with constants folded at construction."""
+        """Per-layer attention with constants folded at construction. Prefill chunks and k+1-token
+        verifications are prefill-style work; single-token decodes are decode work; a batch with
+        both runs them in one varlen kernel (vLLM V1's FlashAttention call), so it pays one fixed
+        time (the larger of the two) - piggybacked decodes then cost almost nothing (Sarathi)."""
         a = self._attn
         p, inv_p = self._p, self._inv_p
         t = 0.0
@@ -374,6 +379,10 @@ class LatencyModel:
             q += nv * v
             ctx += vctx
             n, dctx = n - nv, dctx - vctx
+        if q > 0 and n:  # one varlen kernel for chunks and decodes (vLLM V1 / FlashAttention)
+            tc = a[0] * (q_ctx + dctx) + a[1] * q_sq
+            tb = a[2] * (ctx + q + dctx) + a[3] * q + a[4] * n
+            return self._attn_t0_mixed + (tc**p + tb**p) ** inv_p
         if n:
             tc = a[0] * dctx
             tb = a[2] * dctx + a[4] * n
