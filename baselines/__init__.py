@@ -59,12 +59,16 @@ _REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
 }
 
 
-def make(name: str, **params: Any) -> Controller:
-    """A controller by registry name with its parameters (e.g. ``make("fixed-k", k=5)``)."""
-    key = name.strip().lower().replace("_", "-")
+def _key(name: str) -> str:
+    key = str(name).strip().lower().replace("_", "-")
     if key not in _REGISTRY:
         raise ValueError(f"unknown controller {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    factory = _REGISTRY[key][1]
+    return key
+
+
+def make(name: str, **params: Any) -> Controller:
+    """A controller by registry name with its parameters (e.g. ``make("fixed-k", k=5)``)."""
+    factory = _REGISTRY[_key(name)][1]
     try:
         return factory(**params)
     except TypeError as err:
@@ -78,7 +82,7 @@ def list(env_id: str | None = None) -> builtins.list[str]:
 
 def describe(name: str) -> tuple[str, str]:
     """(env id, one-line description) of a registered controller."""
-    env, _, text = _REGISTRY[name]
+    env, _, text = _REGISTRY[_key(name)]
     return env, text
 
 

@@ -62,6 +62,10 @@ class DisableByBatchSize:
     smaller than ``threshold``, else 0."""
 
     def __init__(self, k: int = 3, threshold: int = 8) -> None:
+        if not 0 <= k <= K_MAX:
+            raise ValueError(f"k must be in 0..{K_MAX}, got {k}")
+        if threshold < 1:
+            raise ValueError(f"threshold must be >= 1, got {threshold}")
         self.k, self.threshold = int(k), int(threshold)
         self.name = f"DisableByBatchSize(k={k}, T={threshold})"
 
@@ -83,6 +87,8 @@ class BatchSizeTable:
     KS = (0, 1, 3, 5)
 
     def __init__(self, refresh: int = 10, alpha0: float = 0.7) -> None:
+        if refresh < 1 or not 0 < alpha0 < 1:
+            raise ValueError(f"need refresh >= 1 and 0 < alpha0 < 1, got refresh={refresh}, alpha0={alpha0}")
         self.refresh, self.alpha0 = refresh, alpha0
         self.reset()
 
@@ -177,6 +183,8 @@ class SGLangEMA:
     def __init__(
         self, warmup: int = 10, every: int = 5, down_hyst: float = 0.0, up_hyst: float = 0.0
     ) -> None:
+        if warmup < 0 or every < 1:
+            raise ValueError(f"need warmup >= 0 and every >= 1, got warmup={warmup}, every={every}")
         self.warmup, self.every = warmup, every
         self.down_hyst, self.up_hyst = down_hyst, up_hyst
         self.reset()

@@ -139,20 +139,20 @@ class ChunkedPrefillEnv(ServingControlEnv):
             raise ValueError(f"control_interval_s must be in [0.01, 60] seconds, got {control_interval_s!r}")
         self.control_interval_s = float(control_interval_s)
         super().__init__(scenario, **kwargs)
+        if self.scenario.token_budget not in BUDGET_MENU:
+            raise ValueError(
+                f"token_budget must be one of the menu {BUDGET_MENU} (the starting budget), "
+                f"got {self.scenario.token_budget}"
+            )
         self.action_space = spaces.Discrete(len(BUDGET_MENU))
         highs = np.array([f[2] for f in OBSERVATION_FIELDS], dtype=np.float32)
         self.observation_space = spaces.Box(np.zeros_like(highs), highs, dtype=np.float32)
-        self.budget_index = (
-            BUDGET_MENU.index(512)
-            if self.scenario.token_budget not in BUDGET_MENU
-            else (BUDGET_MENU.index(self.scenario.token_budget))
-        )
+        self.budget_index = BUDGET_MENU.index(self.scenario.token_budget)
 
     encode = staticmethod(encode_chunk_observation)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        if self.scenario.token_budget in BUDGET_MENU:
-            self.budget_index = BUDGET_MENU.index(self.scenario.token_budget)
+        self.budget_index = BUDGET_MENU.index(self.scenario.token_budget)
         return super().reset(seed=seed, options=options)
 
     def _apply_action(self, action: int) -> None:

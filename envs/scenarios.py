@@ -232,17 +232,22 @@ def resolve_scenario(
         if scenario not in presets:
             raise ValueError(f"unknown {kind} scenario {scenario!r}; presets: {sorted(presets)} or 'random'")
         base = ServingScenario(**presets[scenario])
+    _check_fields(overrides)
+    return replace(base, **overrides) if overrides else base
+
+
+def _check_fields(overrides: Mapping[str, Any]) -> None:
     known = {f.name for f in fields(ServingScenario)}
     unknown = set(overrides) - known
     if unknown:
         raise ValueError(f"unknown scenario field(s) {sorted(unknown)}; fields: {sorted(known - {'extra'})}")
-    return replace(base, **overrides) if overrides else base
 
 
 def random_scenario(
     presets: Mapping[str, Mapping[str, Any]], rng: np.random.Generator, overrides: Mapping[str, Any]
 ) -> ServingScenario:
     """Domain randomisation: a random preset with randomised load, burstiness and SLO scale."""
+    _check_fields(overrides)
     name = sorted(presets)[int(rng.integers(len(presets)))]
     base = ServingScenario(**presets[name])
     slo_scale = float(rng.choice([0.5, 1.0, 2.0, 5.0]))
