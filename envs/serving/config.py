@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from servegym.hardware import Device, LatencyModel, ModelSpec, get_device, get_model
 
 POLICIES = ("decode_first", "prefill_first")
+WATERMARK_FRACTION = 0.01  # free blocks kept back at admission (Vidur's watermark_blocks_fraction)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class EngineConfig:
             raise bad("gpu_memory_utilization", "in (0, 1]")
         if not isinstance(self.max_model_len, int) or self.max_model_len < 0:
             raise bad("max_model_len", "an integer >= 0 (0: the model's context length)")
+        model_context = self.model_spec().max_context
+        if self.max_model_len > model_context:
+            raise bad("max_model_len", f"at most the model's context length {model_context}")
         if not isinstance(self.max_spec_tokens, int) or not 0 <= self.max_spec_tokens <= 32:
             raise bad("max_spec_tokens", "an integer in 0..32")
         if not isinstance(self.spec_tokens, int) or not 0 <= self.spec_tokens <= self.max_spec_tokens:
@@ -136,7 +140,8 @@ def kv_capacity_blocks(config: EngineConfig) -> int:
         kv_per_token += draft.model.kv_bytes_per_token
     free = usable - weights - reserve
     blocks = int(free // (kv_per_token * config.block_size)) if free > 0 else 0
-    needed = math.ceil(config.context_limit() / config.block_size)
+    # One max_model_len request must fit next to the admission watermark the engine keeps free.
+    needed = math.ceil(config.context_limit() / config.block_size) + int(WATERMARK_FRACTION * blocks)
     if blocks < needed:
         raise ValueError(
             f"engine config: the KV cache holds {blocks * config.block_size} tokens on {device.name} "

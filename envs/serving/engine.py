@@ -32,7 +32,7 @@ import numpy as np
 from servegym.hardware import IterationBatch
 from servegym.workloads._checks import request_arrays
 
-from .config import EngineConfig, kv_capacity_blocks
+from .config import WATERMARK_FRACTION, EngineConfig, kv_capacity_blocks
 from .metrics import LogHistogram, WindowCounters
 from .speculation import acceptance_preset, drift_multiplier
 
@@ -43,7 +43,6 @@ F_LAST, F_MAXGAP, F_ALPHA = range(3)  # float64: last token time, largest gap, a
 # A prefilling request: [id, admission seq, prefill target, tokens prefilled, KV slots held].
 P_ID, P_SEQ, P_TARGET, P_DONE, P_CAP = range(5)
 _min = np.minimum.reduce  # without the wrapper of ndarray.min (hot path)
-WATERMARK_FRACTION = 0.01  # free blocks kept back at admission (Vidur's watermark_blocks_fraction)
 
 
 class RequestArrays(Protocol):
@@ -239,6 +238,7 @@ class ServingEngine:
     def step(self, t_limit: float = math.inf) -> StepResult:
         """Run one iteration (or jump idle time to the next arrival, at most to ``t_limit``)."""
         self._arrive()
+        idle = 0.0
         if not self.num_running and not self.waiting:
             if self.next_arrival >= self.n:
                 return StepResult(0.0, 0, 0, 0, 0)
@@ -248,11 +248,13 @@ class ServingEngine:
             self._arrive()
             if not self.waiting:
                 return StepResult(0.0, 0, 0, 0, 0, idle_s=idle)
+        result = None
         if self.config.policy == "prefill_first" and self.waiting:
             result = self._prefill_first_step()
-            if result is not None:
-                return result
-        return self._hybrid_step(allow_prefill=self.config.policy == "decode_first")
+        if result is None:
+            result = self._hybrid_step(allow_prefill=self.config.policy == "decode_first")
+        result.idle_s = idle
+        return result
 
     # -- admission and preemption ------------------------------------------------------------
     def _can_admit(self, rid: int) -> bool:
@@ -308,9 +310,9 @@ class ServingEngine:
             keep[last_decode] = False
             self._keep_columns(keep)
         self.free_blocks += slots // self.block_size
-        # Recompute what it has: the prompt and its tokens but the last one (the last token is
-        # the next input; its KV is written by the next forward pass).
-        self.target[victim] = self.prompt[victim] + max(int(self.gen[victim]) - 1, 0)
+        # Recompute the prompt and every token produced so far (vLLM, Vidur); the prefill that
+        # completes the recompute samples the next token.
+        self.target[victim] = self.prompt[victim] + int(self.gen[victim])
         self.status[victim] = WAITING
         self.preemptions[victim] += 1
         self.window.preemptions += 1
@@ -340,8 +342,8 @@ class ServingEngine:
 
     def _hybrid_step(self, allow_prefill: bool) -> StepResult:
         """Decode-first hybrid batch: running decodes, ongoing chunks, then new prompts."""
-        k = self._spec_tokens
         budget = self._token_budget
+        k = min(self._spec_tokens, budget - 1)  # drafts are cut to fit the budget (vLLM V1)
         bs = self.block_size
         while True:
             nd = self.nd
