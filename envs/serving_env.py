@@ -164,16 +164,14 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
         waiting = engine.waiting
         waiting_tokens = float(engine.target[list(waiting)].sum()) if waiting else 0.0
         oldest = float(engine.now - engine.arrival[waiting[0]]) if waiting else 0.0
-        view = engine.running_view()
-        decoding = view["decoding"]
-        contexts = view["kv"][decoding]
+        contexts = engine.decode_contexts()
         rate = w.arrivals / elapsed
         self._arrival_ewma = 0.8 * self._arrival_ewma + 0.2 * rate
         return {
             "time_s": engine.now,
             "window_s": elapsed,
             "running": float(engine.num_running),
-            "decoding": float(decoding.sum()),
+            "decoding": float(engine.nd),
             "prefilling": float(len(engine.prefilling)),
             "waiting": float(len(waiting)),
             "waiting_prompt_tokens": waiting_tokens,

@@ -172,6 +172,10 @@ class ServingEngine:
     def kv_utilization(self) -> float:
         return 1.0 - self.free_blocks / self.capacity_blocks
 
+    def decode_contexts(self) -> np.ndarray:
+        """KV tokens of each decoding request (a copy)."""
+        return self.di[D_KV, : self.nd].copy()
+
     def running_view(self) -> dict[str, np.ndarray]:
         """The running requests' state in admission order (copies; for observations and tests)."""
         nd, di = self.nd, self.di

@@ -12,8 +12,8 @@ class LogHistogram:
     """Counts of positive values in log-spaced bins (40 per decade, 1e-5 s .. 1e4 s).
 
     Memory stays fixed however many tokens are recorded; quantiles are exact to within one
-    bin (a 6% relative step). Single values go to a plain Python list (cheap to bump once per
-    iteration); arrays go through numpy; the two are folded together when read.
+    bin (a 6% relative step). A single value's bin is found by arithmetic (the engine records
+    one per iteration); arrays go through ``searchsorted``.
     """
 
     LOW, HIGH, PER_DECADE = 1e-5, 1e4, 40
@@ -24,12 +24,11 @@ class LogHistogram:
 
     def __init__(self) -> None:
         self._counts = np.zeros(self._N + 2, dtype=np.int64)  # under- and overflow at the ends
-        self._single = [0] * (self._N + 2)
         self.total = 0
 
     @property
     def counts(self) -> np.ndarray:
-        return self._counts + np.asarray(self._single, dtype=np.int64)
+        return self._counts
 
     def add(self, values: np.ndarray) -> None:
         if len(values):
@@ -50,7 +49,7 @@ class LogHistogram:
                 i -= 1
             elif i < len(edges) and value >= edges[i]:
                 i += 1
-        self._single[i] += count
+        self._counts[i] += count
         self.total += count
 
     def quantile(self, q: float) -> float:
@@ -71,12 +70,10 @@ class LogHistogram:
 
     def merge(self, other: LogHistogram) -> None:
         self._counts += other._counts
-        self._single = [a + b for a, b in zip(self._single, other._single, strict=True)]
         self.total += other.total
 
     def reset(self) -> None:
         self._counts[:] = 0
-        self._single = [0] * len(self._single)
         self.total = 0
 
 
