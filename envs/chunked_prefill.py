@@ -32,6 +32,9 @@ OBSERVATION_FIELDS = (
     ("prefilling requests / 8 (capped at 4)", 0.0, 4.0),
 )
 
+OBS_LOW = np.array([f[1] for f in OBSERVATION_FIELDS], dtype=np.float32)
+OBS_HIGH = np.array([f[2] for f in OBSERVATION_FIELDS], dtype=np.float32)
+
 
 def encode_chunk_observation(m: Mapping[str, float]) -> np.ndarray:
     """The observation vector from raw metrics (pure: the same code runs in deployment)."""
@@ -53,9 +56,7 @@ def encode_chunk_observation(m: Mapping[str, float]) -> np.ndarray:
         m["mean_context"] / 8192.0,
         m["prefilling"] / 8.0,
     )
-    lows = np.array([f[1] for f in OBSERVATION_FIELDS], dtype=np.float32)
-    highs = np.array([f[2] for f in OBSERVATION_FIELDS], dtype=np.float32)
-    return np.clip(np.asarray(values, dtype=np.float32), lows, highs)
+    return np.clip(np.asarray(values, dtype=np.float32), OBS_LOW, OBS_HIGH)
 
 
 class ChunkedPrefillEnv(ServingControlEnv):
@@ -145,8 +146,7 @@ class ChunkedPrefillEnv(ServingControlEnv):
                 f"got {self.scenario.token_budget}"
             )
         self.action_space = spaces.Discrete(len(BUDGET_MENU))
-        highs = np.array([f[2] for f in OBSERVATION_FIELDS], dtype=np.float32)
-        self.observation_space = spaces.Box(np.zeros_like(highs), highs, dtype=np.float32)
+        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
         self.budget_index = BUDGET_MENU.index(self.scenario.token_budget)
 
     encode = staticmethod(encode_chunk_observation)

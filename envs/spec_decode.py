@@ -34,6 +34,9 @@ OBSERVATION_FIELDS = (
     ("late first tokens / first tokens in the window", 0.0, 1.0),
 )
 
+OBS_LOW = np.array([f[1] for f in OBSERVATION_FIELDS], dtype=np.float32)
+OBS_HIGH = np.array([f[2] for f in OBSERVATION_FIELDS], dtype=np.float32)
+
 
 def encode_spec_observation(m: Mapping[str, float]) -> np.ndarray:
     """The observation vector from raw metrics (pure: the same code runs in deployment)."""
@@ -57,9 +60,7 @@ def encode_spec_observation(m: Mapping[str, float]) -> np.ndarray:
         m["arrival_rate_ewma"] / max(m["capacity_rps"], 1e-9),
         m["first_tokens_late"] / first if first else 0.0,
     ]
-    lows = np.array([f[1] for f in OBSERVATION_FIELDS], dtype=np.float32)
-    highs = np.array([f[2] for f in OBSERVATION_FIELDS], dtype=np.float32)
-    return np.clip(np.asarray(values, dtype=np.float32), lows, highs)
+    return np.clip(np.asarray(values, dtype=np.float32), OBS_LOW, OBS_HIGH)
 
 
 class SpecDecodeEnv(ServingControlEnv):
@@ -142,8 +143,7 @@ class SpecDecodeEnv(ServingControlEnv):
         if self.scenario.draft is None:
             raise ValueError("SpecDecode scenarios need a draft: set draft='ngram' or a draft model name")
         self.action_space = spaces.Discrete(K_MAX + 1)
-        highs = np.array([f[2] for f in OBSERVATION_FIELDS], dtype=np.float32)
-        self.observation_space = spaces.Box(np.zeros_like(highs), highs, dtype=np.float32)
+        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
 
     encode = staticmethod(encode_spec_observation)
 

@@ -39,6 +39,36 @@ def run_episode(env: gym.Env, controller, seed: int) -> dict[str, float]:
     return {"return": total, **info["episode_kpis"]}
 
 
+def make_controller(name: str, env: gym.Env):
+    """A registered controller; oracles get the env they read."""
+    return baselines.make(name, **({"env": env} if "oracle" in name.lower() else {}))
+
+
+def run_env(args) -> int:
+    """``servegym simulate --env ID --controller NAME``: episodes with their KPIs printed."""
+    if not args.controller:
+        raise ValueError(f"--env needs --controller (one of: {', '.join(baselines.list(args.env))})")
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    kwargs = {"scenario": args.scenario} if args.scenario else {}
+    if args.horizon:
+        kwargs["horizon_s"] = args.horizon
+    env = gym.make(args.env, **kwargs)
+    controller = make_controller(args.controller, env)
+    for episode in range(args.episodes):
+        seed = args.seed + episode
+        kpis = run_episode(env, controller, seed)
+        print(
+            f"{args.env} [{env.unwrapped.scenario_name}] {controller.name} seed {seed}: "
+            f"return {kpis['return']:.2f}"
+        )
+        width = max(len(k) for k in kpis)
+        for name, value in kpis.items():
+            if name != "return":
+                print(f"  {name:<{width}}  {value:.4g}")
+    return 0
+
+
 def compare(
     env_id: str, controllers: Sequence[str], seeds: Sequence[int], **env_kwargs
 ) -> list[EpisodeResult]:
@@ -46,7 +76,7 @@ def compare(
     env = gym.make(env_id, **env_kwargs)
     results = []
     for name in controllers:
-        controller = baselines.make(name, **({"env": env} if "oracle" in name else {}))
+        controller = make_controller(name, env)
         for seed in seeds:
             results.append(EpisodeResult(controller.name, seed, run_episode(env, controller, seed)))
     return results

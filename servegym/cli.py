@@ -135,6 +135,10 @@ def _cmd_latency(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    if args.env:
+        from servegym.experiments.compare import run_env
+
+        return run_env(args)
     from servegym.envs.serving.simulate import run
 
     return run(args)

@@ -92,44 +92,8 @@ class Timeline:
     iteration_s: list[float] = field(default_factory=list)
 
 
-def run_env(args: argparse.Namespace) -> int:
-    """Run a controller in an environment and print the episode KPIs."""
-    import gymnasium as gym
-
-    from servegym import baselines
-
-    if not args.controller:
-        raise ValueError(f"--env needs --controller (one of: {', '.join(baselines.list(args.env))})")
-    if args.episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
-    kwargs = {}
-    if args.scenario:
-        kwargs["scenario"] = args.scenario
-    if args.horizon:
-        kwargs["horizon_s"] = args.horizon
-    env = gym.make(args.env, **kwargs)
-    needs_env = "oracle" in args.controller.lower()
-    controller = baselines.make(args.controller, **({"env": env} if needs_env else {}))
-    for episode in range(args.episodes):
-        seed = args.seed + episode
-        obs, info = env.reset(seed=seed)
-        controller.reset(seed)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(controller.act(obs, info))
-            total += reward
-            done = terminated or truncated
-        kpis = info["episode_kpis"]
-        print(f"{args.env} [{env.unwrapped.scenario_name}] {controller.name} seed {seed}: return {total:.2f}")
-        width = max(len(k) for k in kpis)
-        for name, value in kpis.items():
-            print(f"  {name:<{width}}  {value:.4g}")
-    return 0
-
-
 def run(args: argparse.Namespace) -> int:
-    if args.env:
-        return run_env(args)
+    """Simulate a bare engine scenario (``--env`` runs are dispatched by the CLI instead)."""
     config = config_from_args(args)
     rng = np.random.default_rng(args.seed)
     requests = requests_from_args(args, rng)
