@@ -1,0 +1,38 @@
+"""Textbook radio physics for mobile-edge offloading (../shared/reference/autoscaling_mec.md D1).
+
+Uplink rate by Shannon over a 3GPP macro path loss with Rayleigh fading:
+``r = B log2(1 + p g / (N0 B))`` with ``g = 10^(-PL/10) |h|^2``,
+``PL_dB = 128.1 + 37.6 log10(d_km)`` and ``|h|^2 ~ Exp(1)``. (GMORL's public code squares the
+normalised gain, which gives hundreds of Mbit/s at 2 km at 10 mW; this module does not.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NOISE_DBM_PER_HZ = -174.0  # thermal noise density (D1)
+
+
+def path_loss_db(distance_m):
+    """3GPP macro-cell path loss (TR 25.942 form used across MEC papers), distance in metres."""
+    d_km = np.maximum(np.asarray(distance_m, dtype=float), 1.0) / 1000.0
+    return 128.1 + 37.6 * np.log10(d_km)
+
+
+def noise_power_w(bandwidth_hz, noise_figure_db: float = 0.0):
+    """Thermal noise power over the band: N0 * B (plus a receiver noise figure)."""
+    return 10.0 ** ((NOISE_DBM_PER_HZ + noise_figure_db - 30.0) / 10.0) * np.asarray(
+        bandwidth_hz, dtype=float
+    )
+
+
+def uplink_rate_bps(distance_m, tx_power_w, bandwidth_hz, fading=1.0, noise_figure_db: float = 0.0):
+    """Shannon rate of the uplink (bit/s) for a Rayleigh power gain ``fading`` (mean 1)."""
+    gain = 10.0 ** (-path_loss_db(distance_m) / 10.0) * fading
+    snr = tx_power_w * gain / noise_power_w(bandwidth_hz, noise_figure_db)
+    return np.asarray(bandwidth_hz, dtype=float) * np.log2(1.0 + snr)
+
+
+def transmit_energy_j(bits, rate_bps, tx_power_w):
+    """Device energy to send ``bits`` at ``rate_bps`` with power ``tx_power_w``: p * s / r."""
+    return tx_power_w * np.asarray(bits, dtype=float) / np.maximum(rate_bps, 1e-9)

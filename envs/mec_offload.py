@@ -1,0 +1,298 @@
+"""MecOffload-v0 and DnnSplit-v0: where an inference task runs, trading delay against energy."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .edge.system import HIST_BINS, QUEUE_SLOTS, MecBatch, MecConfig
+
+MAX_DEVICE_TYPES = 3
+SERVER_FEATURES = 5 + HIST_BINS
+
+
+def observation_size(config: MecConfig) -> int:
+    return 4 + MAX_DEVICE_TYPES + 1 + SERVER_FEATURES * (config.max_edges + 1) + 2
+
+
+def system_metrics(system: MecBatch) -> dict[str, np.ndarray]:
+    """Raw per-system metrics (arrays with a leading batch axis): what the device and the
+    edge sites can report before a decision, including the delay/energy estimates per action."""
+    t, rows = system.tables, system.rows
+    dev = system.user_device[rows, system.user]
+    wait, queued, hist = system.queue_features()
+    delay, energy = system.predict()
+    return {
+        "task_bits": t.input_bits[system.dnn],
+        "deadline_s": system.deadline,
+        "local_time_s": t.local_time[dev, system.dnn],
+        "local_energy_j": t.local_energy[dev, system.dnn],
+        "device_type": dev,
+        "local_wait_s": np.maximum(system.local_busy[rows, system.user] - system.now, 0.0),
+        "edge_exists": system.edge_exists,
+        "edge_speed": system.edge_speed,
+        "cloud_speed": system.cloud_speed,
+        "rates_bps": system.rates,  # [cloud access, edges...]
+        "edge_wait_s": wait,
+        "edge_queued": queued,
+        "edge_histogram": hist,
+        "preference": system.preference,
+        "delay_estimate_s": delay,  # per action: local, cloud, edges
+        "energy_estimate_j": energy,
+        "num_edges": system.num_edges,
+        "time_s": system.now,
+    }
+
+
+def encode_mec_observation(m: dict[str, np.ndarray], config: MecConfig) -> np.ndarray:
+    """[B, obs] float32 observations from batched metrics (pure function of the metrics)."""
+    b = len(m["deadline_s"])
+    e_ref = config.energy_ref_j
+    onehot = np.zeros((b, MAX_DEVICE_TYPES))
+    onehot[np.arange(b), np.minimum(m["device_type"], MAX_DEVICE_TYPES - 1)] = 1.0
+    task = np.stack(
+        [
+            np.log10(np.maximum(m["task_bits"], 1.0)) / 10.0,
+            m["deadline_s"],
+            np.minimum(m["local_time_s"] / m["deadline_s"], 10.0) / 10.0,
+            np.minimum(m["local_energy_j"] / e_ref, 10.0) / 10.0,
+        ],
+        axis=1,
+    )
+    local = np.minimum(m["local_wait_s"], 10.0)[:, None] / 10.0
+    exists = np.concatenate([np.ones((b, 1)), m["edge_exists"]], axis=1)
+    speed = np.concatenate([m["cloud_speed"][:, None], m["edge_speed"] * m["edge_exists"]], axis=1) / 2.0
+    rate = np.log2(1.0 + m["rates_bps"] / 1e6) / 16.0
+    wait = np.concatenate([np.zeros((b, 1)), np.minimum(m["edge_wait_s"], 10.0) / 10.0], axis=1)
+    queued = np.concatenate([np.zeros((b, 1)), m["edge_queued"] / QUEUE_SLOTS], axis=1)
+    hist = np.concatenate([np.zeros((b, 1, HIST_BINS)), m["edge_histogram"] / QUEUE_SLOTS], axis=1)
+    servers = np.concatenate([np.stack([exists, speed, rate, wait, queued], axis=2), hist], axis=2)
+    pref = np.stack([m["preference"], 1.0 - m["preference"]], axis=1)
+    obs = np.concatenate([task, onehot, local, servers.reshape(b, -1), pref], axis=1)
+    return np.clip(obs, 0.0, 1.0).astype(np.float32)
+
+
+def make_config(overrides: dict[str, Any]) -> MecConfig:
+    known = {f.name for f in fields(MecConfig)} - {"extra"}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown MEC option(s) {sorted(unknown)}; options: {sorted(known)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return replace(MecConfig(), **values)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},  # GMORL-like randomisation: 1-10 edges, load 2-20 tasks/s, w ~ U(0, 1)
+    "single-edge-light": {"num_edges": 1, "arrival_rate": 3.0},
+    "multi-edge-busy": {"num_edges": 5, "arrival_rate": 15.0},
+    "far-cell": {"edge_distance_m": (400.0, 1000.0), "num_edges": 3, "arrival_rate": 5.0},
+    "llm-prompts": {"dnns": ("BERT-base", "Llama-3.2-1B-Prefill-128"), "num_edges": 4, "arrival_rate": 4.0},
+}
+
+
+class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
+    """Offload each arriving inference task to the device, the cloud or one of up to 10 edges.
+
+    ## Description
+    N users (phone-class SoCs, Raspberry Pi 5, Jetson Orin) generate DNN inference tasks
+    (MobileNetV2, ResNet-50, YOLOv8n, BERT-base, a 1B-LLM prompt) with deadlines. Each step one
+    task arrives and the agent decides where it runs: locally (device FCFS queue, device energy =
+    active power x time), in the cloud (uplink to the nearest cell, WAN delay and bandwidth,
+    elastic compute), or at an edge server (uplink, FCFS queue, execution). Compute times come
+    from servegym's latency model on the catalog hardware; the uplink uses Shannon's formula over
+    the 3GPP macro path loss with Rayleigh fading. The delay/energy weight w is drawn per episode
+    and observed, so one policy serves every preference (GMORL).
+
+    ## Action Space
+    `Discrete(max_edges + 2)`: 0 = local, 1 = cloud, 2 + i = edge i. `action_masks()` marks
+    edges that do not exist in this episode. A masked action is rejected: it is not executed
+    (the task stays pending), the reward is `-invalid_action_penalty` (1) and
+    `info["rejected_action"]` says why; with `invalid_action="raise"` it raises `ValueError`.
+
+    ## Observation Space
+    `Box(0, 1, (4 + 3 + 1 + 13 (max_edges + 1) + 2,), float32)`: task (log10 bits / 10,
+    deadline, local time / deadline, local energy / E_ref), device type one-hot (3), local queue
+    wait; for the cloud and each edge slot: exists, speed / 2, log2(1 + rate/Mbps) / 16, queued
+    work (s) / 10, queued tasks / 32 and an 8-bin histogram of the queued tasks' remaining time
+    (0, 10, 20, 50, 100, 200, 500 ms, 1 s; GMORL's histogram encoding); preference (w, 1 - w).
+
+    ## Rewards
+    `info["reward_vec"] = [-delay_s, -energy_j]`; the reward is
+    `w * (-delay / delay_ref) + (1 - w) * (-energy / energy_ref)` (refs 0.5 s and 0.5 J; named
+    terms in `info["reward_terms"]`). Deadline misses are reported in `info["deadline_missed"]`
+    and kept out of the reward.
+
+    ## Episode End
+    Truncated after `episode_tasks` tasks (100, as in GMORL).
+
+    ## Arguments
+    `scenario` (a preset of `PRESETS`), and any `MecConfig` field: `num_users`, `max_edges`,
+    `num_edges` (0: random 1..max_edges), `user_devices`, `edge_device`, `cloud_device`, `dnns`,
+    `arrival_rate` (0: random 2-20 tasks/s), `tx_power_w`, `bandwidth_hz`, `edge_distance_m`,
+    `wan_delay_s`, `deadline_s`, `preference` (< 0: random), `episode_tasks`, ...
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 10}
+
+    def __init__(
+        self,
+        scenario: str = "default",
+        render_mode: str | None = None,
+        invalid_action: str = "reject",
+        invalid_action_penalty: float = 1.0,
+        **overrides: Any,
+    ) -> None:
+        if invalid_action not in ("reject", "raise"):
+            raise ValueError(f"invalid_action must be 'reject' or 'raise', got {invalid_action!r}")
+        if not (np.isfinite(invalid_action_penalty) and invalid_action_penalty >= 0):
+            raise ValueError(f"invalid_action_penalty must be >= 0, got {invalid_action_penalty!r}")
+        self.invalid_action = invalid_action
+        self.invalid_action_penalty = float(invalid_action_penalty)
+        if scenario not in PRESETS:
+            raise ValueError(f"unknown MEC scenario {scenario!r}; presets: {sorted(PRESETS)}")
+        self.scenario_name = scenario
+        self.config = make_config({**PRESETS[scenario], **overrides})
+        self.render_mode = render_mode
+        self.system = MecBatch(self.config, 1)
+        self.action_space = spaces.Discrete(self.config.max_edges + 2)
+        self.observation_space = spaces.Box(0.0, 1.0, (observation_size(self.config),), np.float32)
+        self._started = False
+
+    def _observe(self) -> tuple[np.ndarray, dict[str, Any]]:
+        m = system_metrics(self.system)
+        obs = encode_mec_observation(m, self.config)[0]
+        metrics = {k: np.array(v[0]) if np.ndim(v[0]) else v[0].item() for k, v in m.items()}
+        return obs, {"metrics": metrics, "action_mask": self.action_masks()}
+
+    def action_masks(self) -> np.ndarray:
+        return self.system.action_masks()[0]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.system.reset(self.np_random)
+        self._started = True
+        return self._observe()
+
+    def _check_action(self, action: Any, mask: np.ndarray) -> tuple[int, str]:
+        """The action as an int, and a rejection message if it is masked ('' if valid)."""
+        if not self._started:
+            raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
+        a = np.asarray(action).reshape(-1)
+        if a.size != 1 or not np.isfinite(a[0]) or a[0] != int(a[0]):
+            raise ValueError(f"action must be one integer, got {action!r}")
+        a = int(a[0])
+        if not 0 <= a < len(mask):
+            raise ValueError(f"action {a} is outside the action space 0..{len(mask) - 1}")
+        if mask[a]:
+            return a, ""
+        message = f"action {a} is masked: {self._describe(a)} is not available for this task"
+        if self.invalid_action == "raise":
+            raise ValueError(message)
+        return a, message
+
+    def _reject(self, message: str):
+        """A masked action is not executed: the task stays pending, the reward is the penalty."""
+        gym.logger.warn(f"{type(self).__name__}: {message} (rejected; see action_masks())")
+        obs, info = self._observe()
+        info.update(rejected_action=message, reward_terms={"invalid_action": -self.invalid_action_penalty})
+        return obs, -self.invalid_action_penalty, False, False, info
+
+    def _describe(self, a: int) -> str:
+        return ("local", "cloud")[a] if a < 2 else f"edge {a - 2}"
+
+    def step(self, action):
+        a, rejected = self._check_action(action, self.action_masks())
+        if rejected:
+            return self._reject(rejected)
+        w = float(self.system.preference[0])
+        delay, energy, missed, done = self.system.apply(np.array([a]), self.np_random)
+        return self._finish_step(w, float(delay[0]), float(energy[0]), bool(missed[0]), bool(done[0]))
+
+    def _finish_step(self, w: float, delay: float, energy: float, missed: bool, done: bool):
+        cfg = self.config
+        terms = {"delay": -delay / cfg.delay_ref_s, "energy": -energy / cfg.energy_ref_j}
+        reward = w * terms["delay"] + (1.0 - w) * terms["energy"]
+        obs, info = self._observe()
+        info.update(
+            reward_vec=np.array([-delay, -energy]),
+            reward_terms=terms,
+            reward_weights={"delay": w, "energy": 1.0 - w},
+            deadline_missed=missed,
+            delay_s=delay,
+            energy_j=energy,
+        )
+        return obs, reward, False, done, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        s = self.system
+        return f"t={s.now[0]:.2f}s task {s.tasks_done[0]} edges={s.num_edges[0]} w={s.preference[0]:.2f}"
+
+
+class DnnSplitEnv(MecOffloadEnv):
+    """Choose where to split each DNN between the device and its nearest edge server.
+
+    ## Description
+    As `MecOffload-v0`, but the decision is the partition layer k of the task's DNN: layers
+    0..k-1 run on the device, the activation after layer k-1 (the raw input for k = 0) is sent
+    over the uplink, and layers k.. run at the nearest edge (Neurosurgeon, ParetoPipe). k = L
+    runs everything locally.
+
+    ## Action Space
+    `Discrete(L_max + 1)` with L_max the most layers among the configured DNNs;
+    `action_masks()` allows k <= L of the pending task's DNN.
+
+    ## Observation Space
+    The `MecOffload-v0` observation plus, per split point, the estimated delay / deadline
+    (clipped to 1) and device energy / E_ref (clipped to 1): `2 (L_max + 1)` more entries.
+
+    ## Rewards, Episode End, Arguments, Version History
+    As `MecOffload-v0` (v0: initial version).
+    """
+
+    def __init__(self, scenario: str = "default", render_mode: str | None = None, **overrides: Any) -> None:
+        super().__init__(scenario, render_mode, **overrides)
+        self.num_splits = self.system.tables.split_bits.shape[1]
+        self.action_space = spaces.Discrete(self.num_splits)
+        size = observation_size(self.config) + 2 * self.num_splits
+        self.observation_space = spaces.Box(0.0, 1.0, (size,), np.float32)
+
+    def _observe(self) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = super()._observe()
+        delay, energy = self.system.predict_split()
+        deadline = self.system.deadline[:, None]
+        extra = np.concatenate(
+            [
+                np.clip(np.nan_to_num(delay / deadline, posinf=1.0), 0.0, 1.0),
+                np.clip(energy / self.config.energy_ref_j, 0.0, 1.0),
+            ],
+            axis=1,
+        )[0].astype(np.float32)
+        info["metrics"]["split_delay_estimate_s"] = delay[0]
+        info["metrics"]["split_energy_estimate_j"] = energy[0]
+        info["action_mask"] = self.action_masks()
+        return np.concatenate([obs, extra]), info
+
+    def action_masks(self) -> np.ndarray:
+        return self.system.split_masks()[0]
+
+    def _describe(self, a: int) -> str:
+        return (
+            f"split after {a} layers (the DNN has {int(self.system.tables.num_layers[self.system.dnn[0]])})"
+        )
+
+    def step(self, action):
+        a, rejected = self._check_action(action, self.action_masks())
+        if rejected:
+            return self._reject(rejected)
+        w = float(self.system.preference[0])
+        delay, energy, missed, done = self.system.apply_split(np.array([a]), self.np_random)
+        return self._finish_step(w, float(delay[0]), float(energy[0]), bool(missed[0]), bool(done[0]))

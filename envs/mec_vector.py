@@ -1,0 +1,172 @@
+"""A numpy-batched MecOffload-v0 (the id's ``vector_entry_point``) and an SB3 ``VecEnv`` adapter.
+
+All sub-environments live in one ``MecBatch``, so a step of N environments is one set of array
+operations. Finished sub-environments reset in the same step (Gymnasium's ``SAME_STEP``
+autoreset): the returned observation is the new episode's first one and the last observation of
+the finished episode is in ``infos["final_obs"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from .edge.system import MecBatch
+from .mec_offload import PRESETS, encode_mec_observation, make_config, observation_size, system_metrics
+
+
+class MecOffloadVectorEnv(VectorEnv):
+    """``num_envs`` MecOffload systems stepped together (masked actions are rejected per env)."""
+
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        num_envs: int = 16,
+        scenario: str = "default",
+        invalid_action_penalty: float = 1.0,
+        render_mode: str | None = None,
+        max_episode_steps: int | None = None,
+        **overrides: Any,
+    ) -> None:
+        # max_episode_steps comes from gym.make_vec; episodes end after `episode_tasks` tasks.
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if scenario not in PRESETS:
+            raise ValueError(f"unknown MEC scenario {scenario!r}; presets: {sorted(PRESETS)}")
+        self.config = make_config({**PRESETS[scenario], **overrides})
+        self.num_envs = num_envs
+        self.render_mode = render_mode
+        self.invalid_action_penalty = float(invalid_action_penalty)
+        self.system = MecBatch(self.config, num_envs)
+        n_actions = self.config.max_edges + 2
+        obs_size = observation_size(self.config)
+        self.single_action_space = spaces.Discrete(n_actions)
+        self.single_observation_space = spaces.Box(0.0, 1.0, (obs_size,), np.float32)
+        self.action_space = spaces.MultiDiscrete(np.full(num_envs, n_actions))
+        self.observation_space = spaces.Box(0.0, 1.0, (num_envs, obs_size), np.float32)
+        self._rng = np.random.default_rng()
+        self._started = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.system.reset(self._rng)
+        self._started = True
+        return self._obs(), {}
+
+    def _obs(self) -> np.ndarray:
+        return encode_mec_observation(system_metrics(self.system), self.config)
+
+    def action_masks(self) -> np.ndarray:
+        return self.system.action_masks()
+
+    def step(self, actions):
+        if not self._started:
+            raise RuntimeError("MecOffloadVectorEnv.step() called before reset()")
+        actions = np.asarray(actions).reshape(-1)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"actions must have shape ({self.num_envs},), got {np.shape(actions)}")
+        n_actions = self.single_action_space.n
+        if np.any((actions < 0) | (actions >= n_actions)):
+            raise ValueError(f"actions must be integers in 0..{n_actions - 1}, got {actions}")
+        actions = actions.astype(np.int64)
+        valid = self.system.action_masks()[np.arange(self.num_envs), actions]
+        w = self.system.preference.copy()
+        delay, energy, missed, done = self.system.apply(actions, self._rng, valid)
+        cfg = self.config
+        reward = w * (-delay / cfg.delay_ref_s) + (1.0 - w) * (-energy / cfg.energy_ref_j)
+        reward = np.where(valid, reward, -self.invalid_action_penalty)
+        truncated = done & valid
+        obs = self._obs()
+        infos: dict[str, Any] = {
+            "delay_s": np.where(valid, delay, np.nan),
+            "energy_j": np.where(valid, energy, np.nan),
+            "deadline_missed": missed & valid,
+            "rejected_action": ~valid,
+        }
+        if truncated.any():
+            rows = np.flatnonzero(truncated)
+            infos["final_obs"] = obs.copy()
+            infos["_final_obs"] = truncated.copy()
+            self.system.reset(self._rng, rows)
+            obs = self._obs()
+        return obs, reward.astype(np.float64), np.zeros(self.num_envs, dtype=bool), truncated, infos
+
+
+class SB3VecEnvAdapter:
+    """Presents a Gymnasium ``VectorEnv`` with same-step autoreset as an SB3 ``VecEnv``.
+
+    Implements what SB3 (and sb3-contrib's MaskablePPO, through ``env_method("action_masks")``)
+    calls; ``terminal_observation`` and ``TimeLimit.truncated`` follow SB3's conventions.
+    """
+
+    def __new__(cls, venv: VectorEnv):
+        from stable_baselines3.common.vec_env import VecEnv
+
+        class _Adapter(VecEnv):
+            def __init__(self, inner: VectorEnv) -> None:
+                self.venv = inner
+                super().__init__(inner.num_envs, inner.single_observation_space, inner.single_action_space)
+                self._actions = None
+                self._seed = None
+
+            def reset(self):
+                obs, _ = self.venv.reset(seed=self._seed)
+                self._seed = None
+                return obs
+
+            def step_async(self, actions):
+                self._actions = np.asarray(actions)
+
+            def step_wait(self):
+                obs, rewards, terms, truncs, infos = self.venv.step(self._actions)
+                dones = terms | truncs
+                out = [{} for _ in range(self.num_envs)]
+                final = infos.get("final_obs")
+                for i in np.flatnonzero(dones):
+                    out[i]["terminal_observation"] = final[i] if final is not None else obs[i]
+                    out[i]["TimeLimit.truncated"] = bool(truncs[i] and not terms[i])
+                return obs, rewards.astype(np.float32), dones, out
+
+            def close(self):
+                self.venv.close()
+
+            def seed(self, seed=None):
+                self._seed = seed
+                return [seed] * self.num_envs
+
+            def get_attr(self, attr_name, indices=None):
+                return [getattr(self.venv, attr_name)] * len(self._indices(indices))
+
+            def set_attr(self, attr_name, value, indices=None):
+                setattr(self.venv, attr_name, value)
+
+            def env_method(self, method_name, *args, indices=None, **kwargs):
+                idx = self._indices(indices)
+                if method_name == "action_masks":
+                    masks = self.venv.action_masks()
+                    return [masks[i] for i in idx]
+                result = getattr(self.venv, method_name)(*args, **kwargs)
+                return [result] * len(idx)
+
+            def env_is_wrapped(self, wrapper_class, indices=None):
+                return [False] * len(self._indices(indices))
+
+            def _indices(self, indices):
+                if indices is None:
+                    return list(range(self.num_envs))
+                return [indices] if isinstance(indices, int) else list(indices)
+
+        return _Adapter(venv)
+
+
+def make_sb3_vec_env(num_envs: int = 16, **kwargs: Any):
+    """An SB3 ``VecEnv`` running ``num_envs`` MecOffload systems in one batch."""
+    return SB3VecEnvAdapter(MecOffloadVectorEnv(num_envs, **kwargs))
+
+
+__all__ = ["MecOffloadVectorEnv", "SB3VecEnvAdapter", "make_sb3_vec_env"]
