@@ -173,6 +173,7 @@ class MecBatch:
         self.deadline = np.ones(b)
         self.rates = np.ones((b, m + 1))  # [cloud access, edges]
         self.nearest_edge = np.zeros(b, dtype=np.int64)
+        self._prediction: tuple[np.ndarray, np.ndarray] | None = None  # cached until the state moves
 
     # -- episodes ------------------------------------------------------------------------------
     def reset(self, rng: np.random.Generator, rows: np.ndarray | None = None) -> None:
@@ -196,6 +197,7 @@ class MecBatch:
         self.arrival_rate[rows] = cfg.arrival_rate if cfg.arrival_rate > 0 else rng.uniform(2.0, 20.0, k)
         self.preference[rows] = cfg.preference if cfg.preference >= 0 else rng.uniform(0.0, 1.0, k)
         self.tasks_done[rows] = 0
+        self._prediction = None
         self._next_task(rng, rows)
 
     def _next_task(self, rng: np.random.Generator, rows: np.ndarray) -> None:
@@ -217,6 +219,11 @@ class MecBatch:
 
     # -- outcomes --------------------------------------------------------------------------------
     def predict(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._prediction is None:
+            self._prediction = self._predict()
+        return self._prediction
+
+    def _predict(self) -> tuple[np.ndarray, np.ndarray]:
         """Delay and device energy of the pending task for every action: ([B, A], [B, A]).
 
         Exact for this simulator (what a greedy heuristic with a perfect model would compute):
@@ -277,6 +284,7 @@ class MecBatch:
         return self._advance(delay, energy, valid, rng)
 
     def _advance(self, delay, energy, valid, rng):
+        self._prediction = None
         missed = delay > self.deadline
         self.tasks_done += valid
         done = self.tasks_done >= self.config.episode_tasks
