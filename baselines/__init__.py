@@ -21,6 +21,20 @@ from .chunk import (
     SarathiStatic,
     SlackFeedback,
 )
+from .mec import (
+    MEC_ENV,
+    SPLIT_ENV,
+    AllCloud,
+    AllLocal,
+    GreedyDelay,
+    GreedyEnergy,
+    GreedyWeighted,
+    LeastLoaded,
+    Lyapunov,
+    Neurosurgeon,
+    RandomOffload,
+    RoundRobin,
+)
 from .spec import BatchSizeTable, DisableByBatchSize, FixedK, MyopicOracle, SGLangEMA, SmartSpecGreedy
 
 CHUNK_ENV = "servegym/ChunkedPrefill-v0"
@@ -56,6 +70,25 @@ _REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
     "smartspec": (SPEC_ENV, SmartSpecGreedy, "SmartSpec goodput-greedy k every 20 steps"),
     "sglang-ema": (SPEC_ENV, SGLangEMA, "SGLang EMA of accepted drafts with per-batch tiers"),
     "myopic-oracle": (SPEC_ENV, MyopicOracle, "true acceptance + exact latency model (oracle)"),
+    "all-local": (MEC_ENV, AllLocal, "every task on the user's device"),
+    "all-cloud": (MEC_ENV, AllCloud, "every task to the cloud"),
+    "random-offload": (MEC_ENV, RandomOffload, "uniform over the valid actions (seeded by reset)"),
+    "round-robin": (MEC_ENV, RoundRobin, "cycle through the existing edges"),
+    "least-loaded": (MEC_ENV, LeastLoaded, "the existing edge with the least queued work"),
+    "greedy-delay": (MEC_ENV, GreedyDelay, "argmin of the predicted delay over valid actions"),
+    "greedy-energy": (MEC_ENV, GreedyEnergy, "argmin of the predicted device energy over valid actions"),
+    "greedy-weighted": (
+        MEC_ENV,
+        GreedyWeighted,
+        "argmin of w T/T_ref + (1 - w) E/E_ref with the episode's preference w",
+    ),
+    "lyapunov": (MEC_ENV, Lyapunov, "LODCO drift-plus-penalty: argmin V T + Q E, virtual energy queue Q"),
+    "neurosurgeon": (SPLIT_ENV, Neurosurgeon, "Neurosurgeon: the split with the lowest predicted delay"),
+    "neurosurgeon-energy": (
+        SPLIT_ENV,
+        lambda: Neurosurgeon("energy"),
+        "Neurosurgeon: the split with the lowest predicted device energy",
+    ),
 }
 
 
@@ -87,14 +120,24 @@ def describe(name: str) -> tuple[str, str]:
 
 
 __all__ = [
+    "AllCloud",
+    "AllLocal",
     "BatchSizeTable",
     "BestStaticOracle",
     "DisableByBatchSize",
     "FixedBudget",
     "FixedK",
+    "GreedyDelay",
+    "GreedyEnergy",
+    "GreedyWeighted",
+    "LeastLoaded",
     "LookaheadOracle",
+    "Lyapunov",
     "MyopicOracle",
+    "Neurosurgeon",
     "PressureRule",
+    "RandomOffload",
+    "RoundRobin",
     "SGLangEMA",
     "SarathiStatic",
     "SlackFeedback",

@@ -109,7 +109,8 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Action Space
     `Discrete(max_edges + 2)`: 0 = local, 1 = cloud, 2 + i = edge i. `action_masks()` marks
-    edges that do not exist in this episode. A masked action is rejected: it is not executed
+    edges that do not exist in this episode and links in outage for this task (uplink rate below
+    `min_rate_bps`, 1 Mbit/s, after the fading draw). A masked action is rejected: it is not executed
     (the task stays pending), the reward is `-invalid_action_penalty` (1) and
     `info["rejected_action"]` says why; with `invalid_action="raise"` it raises `ValueError`.
 
@@ -178,6 +179,7 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         self.system.reset(self.np_random)
         self._started = True
+        self._episode: list[tuple[float, float, bool]] = []  # (delay, energy, missed) per task
         return self._observe()
 
     def _check_action(self, action: Any, mask: np.ndarray) -> tuple[int, str]:
@@ -228,6 +230,17 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
             delay_s=delay,
             energy_j=energy,
         )
+        self._episode.append((delay, energy, missed))
+        if done:
+            d, e, miss = (np.array(x, dtype=float) for x in zip(*self._episode, strict=True))
+            info["episode_kpis"] = {
+                "tasks": float(len(d)),
+                "delay_mean_s": float(d.mean()),
+                "delay_p95_s": float(np.quantile(d, 0.95)),
+                "deadline_miss_ratio": float(miss.mean()),
+                "energy_per_task_j": float(e.mean()),
+                "preference": w,
+            }
         return obs, reward, False, done, info
 
     def render(self) -> str | None:

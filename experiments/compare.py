@@ -52,6 +52,10 @@ def run_env(args) -> int:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     kwargs = {"scenario": args.scenario} if args.scenario else {}
     if args.horizon:
+        if args.env not in ("servegym/ChunkedPrefill-v0", "servegym/SpecDecode-v0"):
+            raise ValueError(
+                f"--horizon applies to the serving envs; {args.env} episodes are a number of tasks"
+            )
         kwargs["horizon_s"] = args.horizon
     env = gym.make(args.env, **kwargs)
     controller = make_controller(args.controller, env)

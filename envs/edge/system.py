@@ -44,6 +44,7 @@ class MecConfig:
     edge_distance_m: tuple[float, float] = (50.0, 500.0)  # GMORL
     wan_delay_s: float = 0.1  # EdgeCloudSim wan_propagation_delay
     wan_bandwidth_bps: float = 100e6
+    min_rate_bps: float = 1e6  # below this the uplink is in outage and offloading is masked
     deadline_s: tuple[float, float] = (0.1, 1.0)
     preference: float = -1.0  # delay weight w; < 0: drawn per episode from U(0, 1)
     episode_tasks: int = 100  # GMORL
@@ -65,7 +66,7 @@ class MecConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
                 raise bad(name, "a positive number")
-        for name in ("arrival_rate", "wan_delay_s"):
+        for name in ("arrival_rate", "wan_delay_s", "min_rate_bps"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
                 raise bad(name, "a number >= 0")
@@ -257,9 +258,12 @@ class MecBatch:
         return delay, energy
 
     def action_masks(self) -> np.ndarray:
-        """[B, A]: local and cloud always; edges that exist."""
-        ones = np.ones((self.batch, 2), dtype=bool)
-        return np.concatenate([ones, self.edge_exists], axis=1)
+        """[B, A]: local always; the cloud and each existing edge unless its uplink is in outage
+        (rate below ``min_rate_bps`` after this task's fading draw)."""
+        up = self.rates >= self.config.min_rate_bps  # [cloud access, edges]
+        return np.concatenate(
+            [np.ones((self.batch, 1), dtype=bool), up[:, :1], self.edge_exists & up[:, 1:]], axis=1
+        )
 
     def apply(self, actions: np.ndarray, rng: np.random.Generator, valid: np.ndarray | None = None):
         """Execute the pending tasks with ``actions`` (only where ``valid``; the others stay
