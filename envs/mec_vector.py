@@ -35,6 +35,8 @@ class MecOffloadVectorEnv(VectorEnv):
         # max_episode_steps comes from gym.make_vec; episodes end after `episode_tasks` tasks.
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if not (np.isfinite(invalid_action_penalty) and invalid_action_penalty >= 0):
+            raise ValueError(f"invalid_action_penalty must be >= 0, got {invalid_action_penalty!r}")
         if scenario not in PRESETS:
             raise ValueError(f"unknown MEC scenario {scenario!r}; presets: {sorted(PRESETS)}")
         self.config = make_config({**PRESETS[scenario], **overrides})
@@ -71,6 +73,8 @@ class MecOffloadVectorEnv(VectorEnv):
         if actions.shape != (self.num_envs,):
             raise ValueError(f"actions must have shape ({self.num_envs},), got {np.shape(actions)}")
         n_actions = self.single_action_space.n
+        if not np.all(np.isfinite(actions)) or np.any(actions != np.round(actions)):
+            raise ValueError(f"actions must be integers, got {actions}")
         if np.any((actions < 0) | (actions >= n_actions)):
             raise ValueError(f"actions must be integers in 0..{n_actions - 1}, got {actions}")
         actions = actions.astype(np.int64)

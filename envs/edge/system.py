@@ -313,9 +313,12 @@ class MecBatch:
 
     # -- DNN split mode ------------------------------------------------------------------------
     def split_masks(self) -> np.ndarray:
-        """[B, L+1]: split points that exist for the pending task's DNN."""
+        """[B, L+1]: split points that exist for the pending task's DNN; only k = L (all on the
+        device) while the uplink to the nearest edge is in outage."""
         layers = self.tables.num_layers[self.dnn]
-        return np.arange(self.tables.split_bits.shape[1])[None, :] <= layers[:, None]
+        k = np.arange(self.tables.split_bits.shape[1])[None, :]
+        up = (self.rates[:, 0] >= self.config.min_rate_bps)[:, None]
+        return (k <= layers[:, None]) & (up | (k == layers[:, None]))
 
     def predict_split(self) -> tuple[np.ndarray, np.ndarray]:
         """Delay and device energy for every split k of the pending task between the device
@@ -325,7 +328,9 @@ class MecBatch:
         dev = self.user_device[rows, u]
         edge = self.nearest_edge
         local_start = np.maximum(self.now, self.local_busy[rows, u])
-        device_done = local_start[:, None] + t.prefix_time[dev, j]  # [B, L+1]
+        prefix = t.prefix_time[dev, j]  # [B, L+1]
+        # Split 0 runs nothing on the device: its upload does not wait for the device's queue.
+        device_done = np.where(prefix > 0, local_start[:, None] + prefix, self.now[:, None])
         bits = t.split_bits[j]  # [B, L+1]
         rate = np.maximum(self.rates[:, 0], 1e-9)[:, None]
         arrive = device_done + bits / rate
