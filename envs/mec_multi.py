@@ -9,9 +9,14 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
-from .edge.physics import uplink_rate_bps
 from .edge.system import MecBatch, MecConfig
-from .mec_offload import PRESETS, encode_mec_observation, make_config, observation_size, system_metrics
+from .mec_offload import (
+    check_invalid_action_options,
+    encode_mec_observation,
+    observation_size,
+    scenario_config,
+    system_metrics,
+)
 
 # Arrays that describe the one shared system (drawn once per episode) and its queues (moved by
 # every executed task); every row of the agents' batch holds the same values.
@@ -37,20 +42,9 @@ class _AgentRows(MecBatch):
         self.slot_s = 0.0
 
     def _next_task(self, rng: np.random.Generator, rows: np.ndarray) -> None:
-        # As MecBatch._next_task, but the user is the row's agent and the arrival is the slot.
-        cfg, k = self.config, len(rows)
+        """Each row's next task comes from the row's own agent, at the current slot."""
         self.now[rows] = self.slot_s
-        self.user[rows] = rows
-        self.dnn[rows] = rng.integers(0, len(cfg.dnns), k)
-        self.deadline[rows] = rng.uniform(*cfg.deadline_s, k)
-        dist = self.edge_distance[rows, self.user[rows]]
-        fading = rng.exponential(1.0, (k, cfg.max_edges))
-        edge_rates = uplink_rate_bps(dist, cfg.tx_power_w, cfg.bandwidth_hz, fading, cfg.noise_figure_db)
-        edge_rates = np.where(self.edge_exists[rows], edge_rates, 0.0)
-        nearest = np.argmin(np.where(self.edge_exists[rows], dist, np.inf), axis=1)
-        self.nearest_edge[rows] = nearest
-        self.rates[rows, 0] = edge_rates[np.arange(k), nearest]
-        self.rates[rows, 1:] = edge_rates
+        self._new_tasks(rng, rows, rows)
 
     def new_episode(self, rng: np.random.Generator) -> None:
         """Draw one system (in row 0), share it, and give every agent its first task at t = 0."""
@@ -59,7 +53,6 @@ class _AgentRows(MecBatch):
         self.share(0, _SYSTEM + _QUEUES)
         self.tasks_done[:] = 0
         self._next_task(rng, self.rows[1:])
-        self._prediction = None
 
     def share(self, row: int, names: tuple[str, ...] = _QUEUES) -> None:
         for name in names:
@@ -69,7 +62,7 @@ class _AgentRows(MecBatch):
     def requeue(self, rows: np.ndarray) -> None:
         """Tasks of ``rows`` that were not executed stay pending and are offered at the slot."""
         self.now[rows] = self.slot_s
-        self._prediction = None  # MecBatch caches predictions until the state moves
+        self.invalidate()
 
 
 class MecOffloadParallelEnv(ParallelEnv):
@@ -134,23 +127,14 @@ class MecOffloadParallelEnv(ParallelEnv):
         invalid_action_penalty: float = 1.0,
         **overrides: Any,
     ) -> None:
-        if invalid_action not in ("reject", "raise"):
-            raise ValueError(f"invalid_action must be 'reject' or 'raise', got {invalid_action!r}")
-        if not (
-            isinstance(invalid_action_penalty, (int, float))
-            and np.isfinite(invalid_action_penalty)
-            and invalid_action_penalty >= 0
-        ):
-            raise ValueError(f"invalid_action_penalty must be >= 0, got {invalid_action_penalty!r}")
-        if scenario not in PRESETS:
-            raise ValueError(f"unknown MEC scenario {scenario!r}; presets: {sorted(PRESETS)}")
+        penalty = check_invalid_action_options(invalid_action, invalid_action_penalty)
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.scenario_name = scenario
-        self.config = make_config({**PRESETS[scenario], **overrides})
+        self.config = scenario_config(scenario, overrides)
         self.render_mode = render_mode
         self.invalid_action = invalid_action
-        self.invalid_action_penalty = float(invalid_action_penalty)
+        self.invalid_action_penalty = penalty
         self.system = _AgentRows(self.config)
         n = self.config.num_users
         self.possible_agents = [f"user_{i}" for i in range(n)]

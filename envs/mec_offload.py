@@ -76,6 +76,22 @@ def encode_mec_observation(m: dict[str, np.ndarray], config: MecConfig) -> np.nd
     return np.clip(obs, 0.0, 1.0).astype(np.float32)
 
 
+def check_invalid_action_options(invalid_action: str, penalty: float) -> float:
+    """Validate the masked-action handling options; returns the penalty as a float."""
+    if invalid_action not in ("reject", "raise"):
+        raise ValueError(f"invalid_action must be 'reject' or 'raise', got {invalid_action!r}")
+    if not (isinstance(penalty, (int, float)) and np.isfinite(penalty) and penalty >= 0):
+        raise ValueError(f"invalid_action_penalty must be >= 0, got {penalty!r}")
+    return float(penalty)
+
+
+def scenario_config(scenario: str, overrides: dict[str, Any]) -> MecConfig:
+    """A preset with overrides; an unknown preset lists the presets."""
+    if scenario not in PRESETS:
+        raise ValueError(f"unknown MEC scenario {scenario!r}; presets: {sorted(PRESETS)}")
+    return make_config({**PRESETS[scenario], **overrides})
+
+
 def make_config(overrides: dict[str, Any]) -> MecConfig:
     known = {f.name for f in fields(MecConfig)} - {"extra"}
     unknown = set(overrides) - known
@@ -150,16 +166,10 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         invalid_action_penalty: float = 1.0,
         **overrides: Any,
     ) -> None:
-        if invalid_action not in ("reject", "raise"):
-            raise ValueError(f"invalid_action must be 'reject' or 'raise', got {invalid_action!r}")
-        if not (np.isfinite(invalid_action_penalty) and invalid_action_penalty >= 0):
-            raise ValueError(f"invalid_action_penalty must be >= 0, got {invalid_action_penalty!r}")
+        self.invalid_action_penalty = check_invalid_action_options(invalid_action, invalid_action_penalty)
         self.invalid_action = invalid_action
-        self.invalid_action_penalty = float(invalid_action_penalty)
-        if scenario not in PRESETS:
-            raise ValueError(f"unknown MEC scenario {scenario!r}; presets: {sorted(PRESETS)}")
         self.scenario_name = scenario
-        self.config = make_config({**PRESETS[scenario], **overrides})
+        self.config = scenario_config(scenario, overrides)
         self.render_mode = render_mode
         self.system = MecBatch(self.config, 1)
         self.action_space = spaces.Discrete(self.config.max_edges + 2)

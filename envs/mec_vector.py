@@ -15,7 +15,13 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from .edge.system import MecBatch
-from .mec_offload import PRESETS, encode_mec_observation, make_config, observation_size, system_metrics
+from .mec_offload import (
+    check_invalid_action_options,
+    encode_mec_observation,
+    observation_size,
+    scenario_config,
+    system_metrics,
+)
 
 
 class MecOffloadVectorEnv(VectorEnv):
@@ -35,14 +41,11 @@ class MecOffloadVectorEnv(VectorEnv):
         # max_episode_steps comes from gym.make_vec; episodes end after `episode_tasks` tasks.
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
-        if not (np.isfinite(invalid_action_penalty) and invalid_action_penalty >= 0):
-            raise ValueError(f"invalid_action_penalty must be >= 0, got {invalid_action_penalty!r}")
-        if scenario not in PRESETS:
-            raise ValueError(f"unknown MEC scenario {scenario!r}; presets: {sorted(PRESETS)}")
-        self.config = make_config({**PRESETS[scenario], **overrides})
+        penalty = check_invalid_action_options("reject", invalid_action_penalty)
+        self.config = scenario_config(scenario, overrides)
         self.num_envs = num_envs
         self.render_mode = render_mode
-        self.invalid_action_penalty = float(invalid_action_penalty)
+        self.invalid_action_penalty = penalty
         self.system = MecBatch(self.config, num_envs)
         n_actions = self.config.max_edges + 2
         obs_size = observation_size(self.config)

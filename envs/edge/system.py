@@ -202,13 +202,18 @@ class MecBatch:
         self._next_task(rng, rows)
 
     def _next_task(self, rng: np.random.Generator, rows: np.ndarray) -> None:
-        cfg, k = self.config, len(rows)
+        """The next task of each row: an exponential gap later, from a random user."""
         self.now[rows] += rng.exponential(1.0 / self.arrival_rate[rows])
-        self.user[rows] = rng.integers(0, cfg.num_users, k)
+        self._new_tasks(rng, rows, rng.integers(0, self.config.num_users, len(rows)))
+
+    def _new_tasks(self, rng: np.random.Generator, rows: np.ndarray, users: np.ndarray) -> None:
+        """Pending tasks for ``rows`` from ``users`` at the rows' current time: a DNN, a deadline
+        and this task's channel (Rayleigh fading re-drawn per task and link; the cloud is reached
+        through the nearest base station, an edge site, and then the WAN)."""
+        cfg, k = self.config, len(rows)
+        self.user[rows] = users
         self.dnn[rows] = rng.integers(0, len(cfg.dnns), k)
         self.deadline[rows] = rng.uniform(*cfg.deadline_s, k)
-        # Rayleigh fading re-drawn per task, per link; the cloud is reached through the
-        # nearest base station (an edge site) and then the WAN.
         dist = self.edge_distance[rows, self.user[rows]]  # [k, m]
         fading = rng.exponential(1.0, (k, cfg.max_edges))
         edge_rates = uplink_rate_bps(dist, cfg.tx_power_w, cfg.bandwidth_hz, fading, cfg.noise_figure_db)
@@ -217,8 +222,13 @@ class MecBatch:
         self.nearest_edge[rows] = nearest
         self.rates[rows, 0] = edge_rates[np.arange(k), nearest]
         self.rates[rows, 1:] = edge_rates
+        self._prediction = None
 
     # -- outcomes --------------------------------------------------------------------------------
+    def invalidate(self) -> None:
+        """Forget cached predictions after changing the state from outside."""
+        self._prediction = None
+
     def predict(self) -> tuple[np.ndarray, np.ndarray]:
         if self._prediction is None:
             self._prediction = self._predict()
