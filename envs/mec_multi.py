@@ -30,7 +30,7 @@ _SYSTEM = (
     "arrival_rate",
     "preference",
 )
-_QUEUES = ("edge_busy", "edge_ring", "ring_pos", "local_busy")
+_QUEUES = ("edge_busy", "edge_ring", "edge_ring_start", "ring_pos", "local_busy")
 
 
 class _AgentRows(MecBatch):

@@ -134,7 +134,7 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     `Box(0, 1, (4 + 3 + 1 + 13 (max_edges + 1) + 2,), float32)`: task (log10 bits / 10,
     deadline, local time / deadline, local energy / E_ref), device type one-hot (3), local queue
     wait; for the cloud and each edge slot: exists, speed / 2, log2(1 + rate/Mbps) / 16, queued
-    work (s) / 10, queued tasks / 16 and an 8-bin histogram of the queued tasks' remaining time
+    work (s) / 10, queued tasks / 8 and an 8-bin histogram of the queued tasks' remaining time
     (0, 10, 20, 50, 100, 200, 500 ms, 1 s; GMORL's histogram encoding); preference (w, 1 - w).
 
     ## Rewards

@@ -22,7 +22,7 @@ from .physics import transmit_energy_j, uplink_rate_bps
 LOCAL, CLOUD = 0, 1  # action indices; edges are 2 .. 2 + max_edges - 1
 HIST_BINS = 8
 HIST_EDGES_S = np.array([0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, np.inf])  # remaining-work bins
-QUEUE_SLOTS = 16  # completion times remembered per edge (for the queued-work histogram)
+QUEUE_SLOTS = 8  # completion times remembered per edge (for the queued-work histogram)
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,33 @@ class TaskTables:
         )
 
 
+def earliest_start(arrive, run, starts, finishes, busy):
+    """When a task whose data reaches an edge at ``arrive`` and runs for ``run`` can start.
+
+    Edges are non-preemptive single servers that never delay work already scheduled: the task
+    takes the earliest idle gap after its arrival that fits it (FCFS with backfilling, HEFT's
+    insertion rule), so a task still uploading does not hold the server idle. ``starts`` and
+    ``finishes`` (trailing axis: the last ``QUEUE_SLOTS`` tasks) describe the schedule; when all of
+    them are still pending the schedule may be longer, so the task goes after ``busy``.
+    """
+    shape = np.broadcast_shapes(np.shape(arrive), np.shape(run), np.shape(busy))
+    arrive, run, busy = (np.broadcast_to(x, shape) for x in (arrive, run, busy))
+    starts, finishes = (np.broadcast_to(x, (*shape, QUEUE_SLOTS)) for x in (starts, finishes))
+    live = finishes > arrive[..., None]
+    start = arrive.copy()  # an edge with nothing scheduled after the arrival starts at once
+    busy_after = live.any(axis=-1)
+    if busy_after.any():
+        idx = np.nonzero(busy_after)
+        a, r, s, f, lv = arrive[idx], run[idx], starts[idx], finishes[idx], live[idx]
+        cand = np.concatenate([a[:, None], np.where(lv, f, np.inf)], axis=1)
+        end = cand + r[:, None]
+        clash = (s[:, None, :] < end[:, :, None]) & (f[:, None, :] > cand[:, :, None]) & lv[:, None, :]
+        best = np.where(clash.any(axis=2), np.inf, cand).min(axis=1)
+        full = lv.sum(axis=1) >= QUEUE_SLOTS
+        start[idx] = np.where(full | ~np.isfinite(best), np.maximum(a, busy[idx]), best)
+    return start
+
+
 class MecBatch:
     """``batch`` independent MEC systems advanced task by task (one decision per arriving task)."""
 
@@ -160,7 +187,8 @@ class MecBatch:
         self.user_device = np.zeros((b, n), dtype=np.int64)
         self.edge_distance = np.ones((b, n, m))
         self.edge_busy = np.zeros((b, m))
-        self.edge_ring = np.zeros((b, m, QUEUE_SLOTS))
+        self.edge_ring = np.zeros((b, m, QUEUE_SLOTS))  # finish times of the last tasks per edge
+        self.edge_ring_start = np.zeros((b, m, QUEUE_SLOTS))  # and their start times
         self.ring_pos = np.zeros((b, m), dtype=np.int64)
         self.local_busy = np.zeros((b, n))
         self.now = np.zeros(b)
@@ -192,6 +220,7 @@ class MecBatch:
         self.edge_distance[rows] = rng.uniform(*cfg.edge_distance_m, (k, n, m))
         self.edge_busy[rows] = 0.0
         self.edge_ring[rows] = 0.0
+        self.edge_ring_start[rows] = 0.0
         self.ring_pos[rows] = 0
         self.local_busy[rows] = 0.0
         self.now[rows] = 0.0
@@ -259,8 +288,11 @@ class MecBatch:
         energy[:, 1] = transmit_energy_j(bits, self.rates[:, 0], cfg.tx_power_w)
         rates = self.rates[:, 1:]
         upload = bits[:, None] / np.maximum(rates, 1e-9)
-        start = np.maximum(now[:, None] + upload, self.edge_busy)
-        finish = start + t.edge_time[j][:, None] / self.edge_speed
+        run = t.edge_time[j][:, None] / self.edge_speed
+        start = earliest_start(
+            now[:, None] + upload, run, self.edge_ring_start, self.edge_ring, self.edge_busy
+        )
+        finish = start + run
         delay[:, 2:] = np.where(self.edge_exists, finish - now[:, None], np.inf)
         energy[:, 2:] = np.where(
             self.edge_exists, transmit_energy_j(bits[:, None], rates, cfg.tx_power_w), 0.0
@@ -292,10 +324,17 @@ class MecBatch:
         at_edge = (actions >= 2) & valid
         if at_edge.any():
             r, e = rows[at_edge], actions[at_edge] - 2
-            self.edge_busy[r, e] = finish[at_edge]
-            self.edge_ring[r, e, self.ring_pos[r, e] % QUEUE_SLOTS] = finish[at_edge]
-            self.ring_pos[r, e] += 1
+            run = self.tables.edge_time[self.dnn[at_edge]] / self.edge_speed[r, e]
+            self._commit_edge(r, e, finish[at_edge] - run, finish[at_edge])
         return self._advance(delay, energy, valid, rng)
+
+    def _commit_edge(self, r: np.ndarray, e: np.ndarray, start: np.ndarray, finish: np.ndarray) -> None:
+        """Record tasks running on edge ``e`` of rows ``r`` from ``start`` to ``finish``."""
+        self.edge_busy[r, e] = np.maximum(self.edge_busy[r, e], finish)
+        slot = self.ring_pos[r, e] % QUEUE_SLOTS
+        self.edge_ring[r, e, slot] = finish
+        self.edge_ring_start[r, e, slot] = start
+        self.ring_pos[r, e] += 1
 
     def _advance(self, delay, energy, valid, rng):
         self._prediction = None
@@ -345,7 +384,13 @@ class MecBatch:
         rate = np.maximum(self.rates[:, 0], 1e-9)[:, None]
         arrive = device_done + bits / rate
         suffix = t.suffix_edge_time[j] / self.edge_speed[rows, edge][:, None]
-        start = np.maximum(arrive, self.edge_busy[rows, edge][:, None])
+        start = earliest_start(
+            arrive,
+            suffix,
+            self.edge_ring_start[rows, edge][:, None, :],
+            self.edge_ring[rows, edge][:, None, :],
+            self.edge_busy[rows, edge][:, None],
+        )
         finish = np.where(suffix > 0, start + suffix, device_done)
         delay = finish - self.now[:, None]
         energy = t.prefix_energy[dev, j] + transmit_energy_j(bits, rate, cfg.tx_power_w)
@@ -368,7 +413,6 @@ class MecBatch:
         if uses_edge.any():
             r, e = rows[uses_edge], self.nearest_edge[uses_edge]
             finish = (self.now + delay)[uses_edge]
-            self.edge_busy[r, e] = finish
-            self.edge_ring[r, e, self.ring_pos[r, e] % QUEUE_SLOTS] = finish
-            self.ring_pos[r, e] += 1
+            run = t.suffix_edge_time[self.dnn[uses_edge], splits[uses_edge]] / self.edge_speed[r, e]
+            self._commit_edge(r, e, finish - run, finish)
         return self._advance(delay, energy, np.ones(self.batch, dtype=bool), rng)

@@ -145,12 +145,6 @@ def test_fcfs_second_task_at_same_edge_waits_for_the_first():
     assert hist[0, 0].sum() == 2 and hist[0, 1].sum() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="modeling bug: an edge is reserved from the decision on, so a task still uploading "
-    "(a deep Rayleigh fade) blocks later tasks that reach the idle edge first "
-    "(envs/edge/system.py:252, edge_busy = finish of the last decided task)",
-)
 def test_edge_is_not_held_idle_by_a_task_that_is_still_uploading():
     system, rng = _system(num_edges=1, max_edges=1)
     t = system.tables
