@@ -34,7 +34,7 @@ from servegym.workloads._checks import request_arrays
 
 from .config import WATERMARK_FRACTION, EngineConfig, kv_capacity_blocks
 from .metrics import LogHistogram, WindowCounters
-from .speculation import acceptance_preset, drift_multiplier
+from .speculation import acceptance_preset, drift_multiplier, sample_accepted
 
 FUTURE, WAITING, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
 # Decode table rows (fields); columns are requests.
@@ -611,9 +611,7 @@ class ServingEngine:
         alpha = self.df[F_ALPHA, sel]
         if self.config.acceptance_drift:
             alpha = np.minimum(alpha * drift_multiplier(self.config.acceptance_drift, now), 1.0)
-        u = self.rng.random(len(alpha))
-        a = np.clip(alpha, 1e-12, 1.0 - 1e-12)
-        accepted = np.minimum(np.floor(np.log(u) / np.log(a)), proposals).astype(np.int64)
+        accepted = sample_accepted(self.rng, alpha, proposals)
         w = self.window
         verifying = int(np.count_nonzero(proposals))
         w.drafted += verifying * k  # proposals are k or 0

@@ -54,9 +54,10 @@ def expected_tokens_per_step(alpha: float | np.ndarray, k: int):
     return out if out.ndim else float(out)
 
 
-def sample_accepted(rng: np.random.Generator, alpha: np.ndarray, k: int) -> np.ndarray:
-    """Accepted drafts per request: leading successes of Bernoulli(alpha) trials, capped at k."""
-    if k <= 0 or len(alpha) == 0:
+def sample_accepted(rng: np.random.Generator, alpha: np.ndarray, k) -> np.ndarray:
+    """Accepted drafts per request: leading successes of Bernoulli(alpha) trials, capped at k
+    (a number, or one cap per request, e.g. 0 for requests that proposed nothing)."""
+    if np.max(k, initial=0) <= 0 or len(alpha) == 0:
         return np.zeros(len(alpha), dtype=np.int64)
     u = rng.random(len(alpha))
     a = np.clip(alpha, 1e-12, 1.0 - 1e-12)

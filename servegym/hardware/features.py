@@ -8,7 +8,7 @@ counts are computed once here and only the times depend on the parameters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -25,7 +25,7 @@ from .kernels import (
     pnorm,
     ring_all_reduce_bytes,
 )
-from .latency import all_reduce_params
+from .latency import ParamLookup, all_reduce_params
 from .measurements import GEMM_OPS, Measurement
 
 
@@ -60,7 +60,7 @@ class FeatureTable:
 
     def predict(self, device: Device, params: Mapping[str, float] | None = None) -> np.ndarray:
         """Predicted seconds of every measurement on ``device`` with parameter overrides."""
-        par = _lookup(device, params)
+        par = ParamLookup(device, params)
         out = np.zeros(self.n)
         p = par("p")
         for kind, (owner, c) in self._terms.items():
@@ -85,7 +85,7 @@ class FeatureTable:
                 for topo in np.unique(c["topo"]):
                     for n in np.unique(c["num_gpus"][c["topo"] == topo]):
                         sel = (c["topo"] == topo) & (c["num_gpus"] == n)
-                        alpha, beta = all_reduce_params(device, str(topo), int(n), dict(par.items()))
+                        alpha, beta = all_reduce_params(device, str(topo), int(n), par.override)
                         t[sel] = alpha + c["ring_bytes"][sel] / beta
             else:  # cpu
                 t = par("cpu.c0_s") + par("cpu.c1_s") * c["batch"]
@@ -97,21 +97,6 @@ def _peaks(device: Device, dtypes: np.ndarray) -> np.ndarray:
     """Peak FLOP/s of ``device`` for each term's dtype."""
     names, codes = np.unique(dtypes, return_inverse=True)
     return np.array([device.peak(str(d)) for d in names])[codes]
-
-
-class _lookup:
-    """Parameter lookup with overrides; ``items()`` exposes the overrides for all-reduce."""
-
-    def __init__(self, device: Device, params: Mapping[str, float] | None) -> None:
-        self.device, self.params = device, dict(params or {})
-
-    def __call__(self, name: str) -> float:
-        if name in self.params:
-            return self.params[name]
-        return self.device.param(name)
-
-    def items(self):
-        return self.params.items()
 
 
 def _add_terms(terms: dict[str, _Terms], i: int, m: Measurement) -> None:
@@ -155,6 +140,3 @@ def predict_measurements(
 ) -> np.ndarray:
     """Predicted seconds for each measurement (see :class:`FeatureTable`)."""
     return FeatureTable(measurements).predict(device, params)
-
-
-PredictFn = Callable[[Mapping[str, float]], np.ndarray]

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 def gemm_time(flops, byts, device: Device, dtype: str = "fp16", params: dict | None = None):
     """Time of GEMM kernels with these FLOPs and bytes (scalars or arrays)."""
-    par = _Params(device, params)
+    par = ParamLookup(device, params)
     tc = flops / (par("gemm.eta_c") * device.peak(dtype))
     tb = byts / (par("gemm.eta_b") * device.mem_bandwidth)
     return par("gemm.t0_s") + pnorm(tc, tb, par("p"))
@@ -52,22 +52,14 @@ def gemm_time(flops, byts, device: Device, dtype: str = "fp16", params: dict | N
 
 def elementwise_time(kernel_type: str, byts, device: Device, params: dict | None = None):
     """Time of a bandwidth-bound elementwise kernel moving ``byts`` bytes."""
-    par = _Params(device, params)
+    par = ParamLookup(device, params)
     bw = par(f"elem.{kernel_type}.rho") * par("elem.eta_b") * device.mem_bandwidth
     return par(f"elem.{kernel_type}.t0_s") + byts / bw
 
 
-def attention_time(flops, byts, t0, device: Device, dtype: str = "fp16", params: dict | None = None):
-    """Time of an attention kernel (prefill or decode) with these FLOPs, bytes and fixed time."""
-    par = _Params(device, params)
-    tc = flops / (par("attn.eta_c") * device.peak(dtype))
-    tb = byts / (par("attn.eta_b") * device.mem_bandwidth)
-    return t0 + pnorm(tc, tb, par("p"))
-
-
 def all_reduce_params(device: Device, topology: str, num_gpus: int, params: dict | None = None):
     """(alpha seconds, beta bytes/s) of an all-reduce over ``num_gpus`` GPUs of a topology."""
-    par = _Params(device, params)
+    par = ParamLookup(device, params)
     alpha = bw_eff = None
     for prefix in all_reduce_keys(topology, num_gpus):
         if alpha is None and par.has(f"{prefix}.alpha_s"):
@@ -86,7 +78,7 @@ def all_reduce_time(size_bytes, num_gpus, device: Device, topology: str, params:
     return alpha + ring_all_reduce_bytes(size_bytes, num_gpus) / beta
 
 
-class _Params:
+class ParamLookup:
     """Parameter lookup: explicit overrides, then the device's fit, then the prior mean."""
 
     __slots__ = ("device", "override")
@@ -207,7 +199,7 @@ class LatencyModel:
         self.tile_tokens = tile_tokens
         dev, dtype = self.device, self.model.dtype
         self._peak = dev.peak(dtype)
-        par = _Params(dev, None)
+        par = ParamLookup(dev, None)
         self._p = par("p")
         self._attn_fc = 1.0 / (par("attn.eta_c") * self._peak)
         self._attn_fb = 1.0 / (par("attn.eta_b") * dev.mem_bandwidth)
@@ -269,7 +261,7 @@ class LatencyModel:
         activated = e * (1.0 - (1.0 - k / e) ** m)
         flops = 2.0 * m * k * n * kk
         byts = dims.bytes_per_element * (activated * n * kk + m * k * (n + kk))
-        par = _Params(self.device, None)
+        par = ParamLookup(self.device, None)
         params = {"gemm.eta_c": par("gemm.eta_c") * par("moe.eta_c_scale")}
         t = gemm_time(flops, byts, self.device, model.dtype, params)
         if op == "mlp_up_proj":  # the router

@@ -22,7 +22,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -491,7 +491,3 @@ def write_native_csv(records: Iterable[Measurement], path: str | Path) -> Path:
             row["seconds"] = repr(r.seconds)
             writer.writerow(row)
     return path
-
-
-def with_device(records: Iterable[Measurement], device: str) -> list[Measurement]:
-    return [replace(r, device=device) for r in records]

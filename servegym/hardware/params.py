@@ -123,16 +123,6 @@ def default_prior() -> Prior:
     return _DEFAULT_PRIOR
 
 
-def lookup(params: Mapping[str, float], name: str, prior: Prior | None = None) -> float:
-    """A parameter's value: the device's own, else the prior mean."""
-    if name in params:
-        return params[name]
-    prior = prior or default_prior()
-    if name in prior.mean:
-        return prior.mean[name]
-    return GENERIC_PRIOR.mean[name]
-
-
 def all_reduce_keys(topology: str, num_gpus: int) -> list[str]:
     """Names to try, most specific first, for an all-reduce parameter prefix."""
     return [f"ar.{topology}.n{num_gpus}", f"ar.{topology}", "ar"]
@@ -164,6 +154,5 @@ __all__ = [
     "Prior",
     "all_reduce_keys",
     "default_prior",
-    "lookup",
     "validate_params",
 ]
