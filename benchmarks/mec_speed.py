@@ -26,7 +26,8 @@ def scalar_rate(steps: int) -> float:
         env.reset(seed=r)
         t0 = time.perf_counter()
         for _ in range(steps):
-            action = rng.choice(np.flatnonzero(env.action_masks()))
+            valid = np.flatnonzero(env.action_masks())
+            action = valid[rng.integers(len(valid))]  # rng.choice(valid), without its overhead
             _, _, term, trunc, _ = env.step(int(action))
             if term or trunc:
                 env.reset()

@@ -27,6 +27,8 @@ _SYSTEM = (
     "cloud_speed",
     "user_device",
     "edge_distance",
+    "user_snr",
+    "user_nearest",
     "arrival_rate",
     "preference",
 )
@@ -41,10 +43,14 @@ class _AgentRows(MecBatch):
         super().__init__(config, config.num_users)
         self.slot_s = 0.0
 
+    def _draw_users(self, rng: np.random.Generator, rows: np.ndarray, size: int) -> np.ndarray:
+        """Each row's tasks come from the row's own agent."""
+        return np.broadcast_to(rows[:, None], (len(rows), size))
+
     def _next_task(self, rng: np.random.Generator, rows: np.ndarray) -> None:
-        """Each row's next task comes from the row's own agent, at the current slot."""
+        """Each row's next task arrives at the current slot."""
+        super()._next_task(rng, rows)
         self.now[rows] = self.slot_s
-        self._new_tasks(rng, rows, rows)
 
     def new_episode(self, rng: np.random.Generator) -> None:
         """Draw one system (in row 0), share it, and give every agent its first task at t = 0."""
@@ -52,6 +58,7 @@ class _AgentRows(MecBatch):
         self.reset(rng, self.rows[:1])
         self.share(0, _SYSTEM + _QUEUES)
         self.tasks_done[:] = 0
+        self._draw_tasks(rng, self.rows[1:])
         self._next_task(rng, self.rows[1:])
 
     def share(self, row: int, names: tuple[str, ...] = _QUEUES) -> None:

@@ -12,7 +12,8 @@ from gymnasium import spaces
 from .edge.system import HIST_BINS, QUEUE_SLOTS, MecBatch, MecConfig
 
 MAX_DEVICE_TYPES = 3
-SERVER_FEATURES = 5 + HIST_BINS
+SERVER_FEATURES = 5 + HIST_BINS  # exists, speed, rate, queued work, queued tasks, histogram
+SERVERS_AT = 4 + MAX_DEVICE_TYPES + 1  # after the task, the device type and the local wait
 
 
 def observation_size(config: MecConfig) -> int:
@@ -48,32 +49,66 @@ def system_metrics(system: MecBatch) -> dict[str, np.ndarray]:
     }
 
 
+def single_metrics(system: MecBatch) -> dict[str, Any]:
+    """``system_metrics`` of a single system (batch of one) with Python numbers for scalars and
+    fresh arrays otherwise, computed in plain Python (the scalar env's fast path; tested equal)."""
+    t = system.tables.lists
+    now = system.now.item()
+    u, j, _ = system.task_i[0].tolist()
+    dev = system.user_device[0, u].item()
+    wait, queued, hist = system.queue_features_one()
+    delay, energy = system.predict_one()
+    return {
+        "task_bits": t.input_bits[j],
+        "deadline_s": system.task_f[0, 0].item(),
+        "local_time_s": t.local_time[dev][j],
+        "local_energy_j": t.local_energy[dev][j],
+        "device_type": dev,
+        "local_wait_s": max(system.local_busy[0, u].item() - now, 0.0),
+        "edge_exists": system.edge_exists[0].copy(),
+        "edge_speed": system.edge_speed[0].copy(),
+        "cloud_speed": system.cloud_speed.item(),
+        "rates_bps": system.task_f[0, 1:].copy(),
+        "edge_wait_s": wait,
+        "edge_queued": queued,
+        "edge_histogram": hist,
+        "preference": system.preference.item(),
+        "delay_estimate_s": np.array(delay),
+        "energy_estimate_j": np.array(energy),
+        "num_edges": system.num_edges.item(),
+        "time_s": now,
+    }
+
+
 def encode_mec_observation(m: dict[str, np.ndarray], config: MecConfig) -> np.ndarray:
     """[B, obs] float32 observations from batched metrics (pure function of the metrics)."""
     b = len(m["deadline_s"])
-    e_ref = config.energy_ref_j
-    onehot = np.zeros((b, MAX_DEVICE_TYPES))
-    onehot[np.arange(b), np.minimum(m["device_type"], MAX_DEVICE_TYPES - 1)] = 1.0
-    task = np.stack(
-        [
-            np.log10(np.maximum(m["task_bits"], 1.0)) / 10.0,
-            m["deadline_s"],
-            np.minimum(m["local_time_s"] / m["deadline_s"], 10.0) / 10.0,
-            np.minimum(m["local_energy_j"] / e_ref, 10.0) / 10.0,
-        ],
-        axis=1,
-    )
-    local = np.minimum(m["local_wait_s"], 10.0)[:, None] / 10.0
-    exists = np.concatenate([np.ones((b, 1)), m["edge_exists"]], axis=1)
-    speed = np.concatenate([m["cloud_speed"][:, None], m["edge_speed"] * m["edge_exists"]], axis=1) / 2.0
-    rate = np.log2(1.0 + m["rates_bps"] / 1e6) / 16.0
-    wait = np.concatenate([np.zeros((b, 1)), np.minimum(m["edge_wait_s"], 10.0) / 10.0], axis=1)
-    queued = np.concatenate([np.zeros((b, 1)), m["edge_queued"] / QUEUE_SLOTS], axis=1)
-    hist = np.concatenate([np.zeros((b, 1, HIST_BINS)), m["edge_histogram"] / QUEUE_SLOTS], axis=1)
-    servers = np.concatenate([np.stack([exists, speed, rate, wait, queued], axis=2), hist], axis=2)
-    pref = np.stack([m["preference"], 1.0 - m["preference"]], axis=1)
-    obs = np.concatenate([task, onehot, local, servers.reshape(b, -1), pref], axis=1)
-    return np.clip(obs, 0.0, 1.0).astype(np.float32)
+    obs = np.empty((b, observation_size(config)), dtype=np.float32)  # entries rounded as written
+    obs[:, 0] = np.log10(np.maximum(m["task_bits"], 1.0)) / 10.0
+    obs[:, 1] = m["deadline_s"]
+    obs[:, 2] = np.minimum(m["local_time_s"] / m["deadline_s"], 10.0) / 10.0
+    obs[:, 3] = np.minimum(m["local_energy_j"] / config.energy_ref_j, 10.0) / 10.0
+    obs[:, 4:7] = 0.0  # device type, one-hot
+    obs[np.arange(b), 4 + np.minimum(m["device_type"], MAX_DEVICE_TYPES - 1)] = 1.0
+    obs[:, 7] = np.minimum(m["local_wait_s"], 10.0) / 10.0
+    servers = server_view(obs)  # [B, cloud + edges, SERVER_FEATURES]
+    servers[:, 0, 0] = 1.0
+    servers[:, 1:, 0] = m["edge_exists"]
+    servers[:, 0, 1] = m["cloud_speed"] / 2.0
+    servers[:, 1:, 1] = m["edge_speed"] * m["edge_exists"] / 2.0
+    servers[:, :, 2] = np.log2(1.0 + m["rates_bps"] / 1e6) / 16.0
+    servers[:, 0, 3:] = 0.0
+    servers[:, 1:, 3] = np.minimum(m["edge_wait_s"], 10.0) / 10.0
+    servers[:, 1:, 4] = m["edge_queued"] / QUEUE_SLOTS
+    servers[:, 1:, 5:] = m["edge_histogram"] / QUEUE_SLOTS
+    obs[:, -2] = m["preference"]
+    obs[:, -1] = 1.0 - m["preference"]
+    return np.clip(obs, 0.0, 1.0, out=obs)
+
+
+def server_view(obs: np.ndarray) -> np.ndarray:
+    """The per-server block of observations ``[..., obs]`` as ``[..., cloud + edges, SERVER_FEATURES]``."""
+    return obs[..., SERVERS_AT:-2].reshape(*obs.shape[:-1], -1, SERVER_FEATURES)
 
 
 def check_invalid_action_options(invalid_action: str, penalty: float) -> float:
@@ -175,31 +210,76 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         self.action_space = spaces.Discrete(self.config.max_edges + 2)
         self.observation_space = spaces.Box(0.0, 1.0, (observation_size(self.config),), np.float32)
         self._started = False
+        self._mask = self.system.action_masks()[0]
+        # for _encode: the task-size feature per size, and where the per-task server entries are
+        bits = self.system.tables.input_bits
+        feature = np.clip(np.log10(np.maximum(bits, 1.0)) / 10.0, 0.0, 1.0)
+        self._bits_feature = dict(zip(bits.tolist(), feature.tolist(), strict=True))
+        end = SERVERS_AT + SERVER_FEATURES * (self.config.max_edges + 1)
+        self._rate_entries = slice(SERVERS_AT + 2, end, SERVER_FEATURES)
+        edges = range(SERVERS_AT + SERVER_FEATURES, end, SERVER_FEATURES)
+        self._queue_entries = [slice(i + 3, i + SERVER_FEATURES) for i in edges]
+        self._obs: np.ndarray | None = None
+        self._busy_edges: list[int] = []
 
     def _observe(self) -> tuple[np.ndarray, dict[str, Any]]:
-        m = system_metrics(self.system)
-        obs = encode_mec_observation(m, self.config)[0]
-        metrics = {k: np.array(v[0]) if np.ndim(v[0]) else v[0].item() for k, v in m.items()}
-        return obs, {"metrics": metrics, "action_mask": self.action_masks()}
+        m = single_metrics(self.system)
+        self._mask = self.system.action_mask_one()
+        return self._encode(m), {"metrics": m, "action_mask": self._mask.copy()}
+
+    def _encode(self, m: dict[str, Any]) -> np.ndarray:
+        """``encode_mec_observation`` of the single-system metrics ``m``: the entries that change
+        per task are written into the episode's observation (from reset) element by element.
+        Only the deadline and the rates can leave [0, 1], so only they are clipped."""
+        if self._obs is None:  # the episode's first observation: every entry, by the batched encoder
+            self._obs = encode_mec_observation({k: np.asarray(v)[None] for k, v in m.items()}, self.config)[0]
+            self._busy_edges = [e for e, w in enumerate(m["edge_wait_s"].tolist()) if w > 0]
+            return self._obs.copy()
+        obs, deadline = self._obs, m["deadline_s"]
+        head = [
+            self._bits_feature[m["task_bits"]],
+            min(deadline, 1.0),
+            min(m["local_time_s"] / deadline, 10.0) / 10.0,
+            min(m["local_energy_j"] / self.config.energy_ref_j, 10.0) / 10.0,
+            0.0,
+            0.0,
+            0.0,  # device type, one-hot
+            min(m["local_wait_s"], 10.0) / 10.0,
+        ]
+        head[4 + min(m["device_type"], MAX_DEVICE_TYPES - 1)] = 1.0
+        obs[:SERVERS_AT] = head
+        obs[self._rate_entries] = np.minimum(np.log2(1.0 + m["rates_bps"] / 1e6) / 16.0, 1.0)
+        for e in self._busy_edges:  # the last observation's
+            obs[self._queue_entries[e]] = 0.0
+        wait, queued, hist = m["edge_wait_s"], m["edge_queued"], m["edge_histogram"] / QUEUE_SLOTS
+        self._busy_edges = [e for e, w in enumerate(wait.tolist()) if w > 0]  # no queued work elsewhere
+        for e in self._busy_edges:
+            queue = [min(wait[e], 10.0) / 10.0, queued[e] / QUEUE_SLOTS, *hist[e].tolist()]
+            obs[self._queue_entries[e]] = queue
+        return obs.copy()
 
     def action_masks(self) -> np.ndarray:
-        return self.system.action_masks()[0]
+        return self._mask.copy()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.system.reset(self.np_random)
         self._started = True
         self._episode: list[tuple[float, float, bool]] = []  # (delay, energy, missed) per task
+        self._obs = None  # encoded in full by the first _encode
         return self._observe()
 
     def _check_action(self, action: Any, mask: np.ndarray) -> tuple[int, str]:
         """The action as an int, and a rejection message if it is masked ('' if valid)."""
         if not self._started:
             raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
-        a = np.asarray(action).reshape(-1)
-        if a.size != 1 or not np.isfinite(a[0]) or a[0] != int(a[0]):
-            raise ValueError(f"action must be one integer, got {action!r}")
-        a = int(a[0])
+        if type(action) in (int, np.int64):
+            a = int(action)
+        else:
+            a = np.asarray(action).reshape(-1)
+            if a.size != 1 or not np.isfinite(a[0]) or a[0] != int(a[0]):
+                raise ValueError(f"action must be one integer, got {action!r}")
+            a = int(a[0])
         if not 0 <= a < len(mask):
             raise ValueError(f"action {a} is outside the action space 0..{len(mask) - 1}")
         if mask[a]:
@@ -220,12 +300,11 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         return ("local", "cloud")[a] if a < 2 else f"edge {a - 2}"
 
     def step(self, action):
-        a, rejected = self._check_action(action, self.action_masks())
+        a, rejected = self._check_action(action, self._mask)
         if rejected:
             return self._reject(rejected)
-        w = float(self.system.preference[0])
-        delay, energy, missed, done = self.system.apply(np.array([a]), self.np_random)
-        return self._finish_step(w, float(delay[0]), float(energy[0]), bool(missed[0]), bool(done[0]))
+        w = self.system.preference.item()
+        return self._finish_step(w, *self.system.apply_one(a, self.np_random))
 
     def _finish_step(self, w: float, delay: float, energy: float, missed: bool, done: bool):
         cfg = self.config

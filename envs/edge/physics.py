@@ -26,11 +26,21 @@ def noise_power_w(bandwidth_hz, noise_figure_db: float = 0.0):
     )
 
 
+def mean_snr(distance_m, tx_power_w, bandwidth_hz, noise_figure_db: float = 0.0):
+    """Received SNR without fading, ``p 10^(-PL/10) / (N0 B)``: constant while the user stays put."""
+    gain = 10.0 ** (-path_loss_db(distance_m) / 10.0)
+    return tx_power_w * gain / noise_power_w(bandwidth_hz, noise_figure_db)
+
+
+def shannon_rate_bps(bandwidth_hz, snr):
+    """``B log2(1 + snr)`` (bit/s)."""
+    return np.asarray(bandwidth_hz, dtype=float) * np.log2(1.0 + snr)
+
+
 def uplink_rate_bps(distance_m, tx_power_w, bandwidth_hz, fading=1.0, noise_figure_db: float = 0.0):
     """Shannon rate of the uplink (bit/s) for a Rayleigh power gain ``fading`` (mean 1)."""
-    gain = 10.0 ** (-path_loss_db(distance_m) / 10.0) * fading
-    snr = tx_power_w * gain / noise_power_w(bandwidth_hz, noise_figure_db)
-    return np.asarray(bandwidth_hz, dtype=float) * np.log2(1.0 + snr)
+    snr = mean_snr(distance_m, tx_power_w, bandwidth_hz, noise_figure_db) * fading
+    return shannon_rate_bps(bandwidth_hz, snr)
 
 
 def transmit_energy_j(bits, rate_bps, tx_power_w):

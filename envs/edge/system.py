@@ -9,20 +9,24 @@ edge and cloud speeds are scaled per episode (domain randomisation, GMORL's 2 +-
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from bisect import bisect_right
+from dataclasses import dataclass, field, fields
 from functools import cached_property
+from types import SimpleNamespace
 
 import numpy as np
 
 from servegym.hardware import get_device, get_dnn
 from servegym.hardware.dnn import DNNLatency
 
-from .physics import transmit_energy_j, uplink_rate_bps
+from .physics import mean_snr, shannon_rate_bps, transmit_energy_j
 
 LOCAL, CLOUD = 0, 1  # action indices; edges are 2 .. 2 + max_edges - 1
 HIST_BINS = 8
 HIST_EDGES_S = np.array([0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, np.inf])  # remaining-work bins
+HIST_INNER_EDGES = HIST_EDGES_S[1:-1].tolist()
 QUEUE_SLOTS = 8  # completion times remembered per edge (for the queued-work histogram)
+TASK_BLOCK = 128  # tasks drawn at once per system (a default episode is 100)
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,11 @@ class TaskTables:
             split_bits=split_bits,
         )
 
+    @cached_property
+    def lists(self) -> SimpleNamespace:
+        """The tables as nested Python lists (for the single-system fast path)."""
+        return SimpleNamespace(**{f.name: getattr(self, f.name).tolist() for f in fields(self)})
+
 
 def earliest_start(arrive, run, starts, finishes, busy):
     """When a task whose data reaches an edge at ``arrive`` and runs for ``run`` can start.
@@ -151,28 +160,51 @@ def earliest_start(arrive, run, starts, finishes, busy):
     takes the earliest idle gap after its arrival that fits it (FCFS with backfilling, HEFT's
     insertion rule), so a task still uploading does not hold the server idle. ``starts`` and
     ``finishes`` (trailing axis: the last ``QUEUE_SLOTS`` tasks) describe the schedule; when all of
-    them are still pending the schedule may be longer, so the task goes after ``busy``.
+    them are still pending the schedule may be longer, so the task goes after ``busy`` (the
+    latest finish ever scheduled there, so no finish is later than ``busy``).
     """
     shape = np.broadcast_shapes(np.shape(arrive), np.shape(run), np.shape(busy))
     arrive, run, busy = (np.broadcast_to(x, shape) for x in (arrive, run, busy))
-    starts, finishes = (np.broadcast_to(x, (*shape, QUEUE_SLOTS)) for x in (starts, finishes))
-    live = finishes > arrive[..., None]
     start = arrive.copy()  # an edge with nothing scheduled after the arrival starts at once
-    busy_after = live.any(axis=-1)
-    if busy_after.any():
-        idx = np.nonzero(busy_after)
-        a, r, s, f, lv = arrive[idx], run[idx], starts[idx], finishes[idx], live[idx]
-        cand = np.concatenate([a[:, None], np.where(lv, f, np.inf)], axis=1)
+    idx = np.nonzero(busy > arrive)  # elsewhere nothing is (every finish <= busy)
+    if len(idx[0]):
+        starts, finishes = (np.broadcast_to(x, (*shape, QUEUE_SLOTS))[idx] for x in (starts, finishes))
+        a, r = arrive[idx], run[idx]
+        lv = finishes > a[:, None]
+        cand = np.concatenate([a[:, None], np.where(lv, finishes, np.inf)], axis=1)
         end = cand + r[:, None]
-        clash = (s[:, None, :] < end[:, :, None]) & (f[:, None, :] > cand[:, :, None]) & lv[:, None, :]
+        overlap = (starts[:, None, :] < end[:, :, None]) & (finishes[:, None, :] > cand[:, :, None])
+        clash = overlap & lv[:, None, :]
         best = np.where(clash.any(axis=2), np.inf, cand).min(axis=1)
         full = lv.sum(axis=1) >= QUEUE_SLOTS
         start[idx] = np.where(full | ~np.isfinite(best), np.maximum(a, busy[idx]), best)
     return start
 
 
+def earliest_start_one(
+    arrive: float, run: float, starts: list[float], finishes: list[float], busy: float
+) -> float:
+    """``earliest_start`` of one task at one edge, in plain Python (the same rule and arithmetic)."""
+    live = [(s, f) for s, f in zip(starts, finishes, strict=True) if f > arrive]
+    if len(live) >= QUEUE_SLOTS:
+        return max(arrive, busy)
+    for cand in sorted([arrive] + [f for _, f in live]):  # the earliest that clashes with nothing
+        end = cand + run
+        for s, f in live:
+            if s < end and f > cand:
+                break
+        else:
+            return cand
+    return max(arrive, busy)  # not reached: nothing runs after the last finish
+
+
 class MecBatch:
-    """``batch`` independent MEC systems advanced task by task (one decision per arriving task)."""
+    """``batch`` independent MEC systems advanced task by task (one decision per arriving task).
+
+    Each row draws its tasks ``TASK_BLOCK`` at a time (arrival gaps, users, DNNs, deadlines,
+    per-link fading and the resulting rates), so a step only copies the next task in; arrivals
+    do not depend on decisions, so this is the same process as drawing them one by one.
+    """
 
     def __init__(self, config: MecConfig, batch: int) -> None:
         self.config = config
@@ -186,23 +218,35 @@ class MecBatch:
         self.cloud_speed = np.ones(b)
         self.user_device = np.zeros((b, n), dtype=np.int64)
         self.edge_distance = np.ones((b, n, m))
+        self.user_snr = np.ones((b, n, m))  # mean SNR of each user's uplink to each edge
+        self.user_nearest = np.zeros((b, n), dtype=np.int64)  # each user's nearest existing edge
         self.edge_busy = np.zeros((b, m))
         self.edge_ring = np.zeros((b, m, QUEUE_SLOTS))  # finish times of the last tasks per edge
         self.edge_ring_start = np.zeros((b, m, QUEUE_SLOTS))  # and their start times
         self.ring_pos = np.zeros((b, m), dtype=np.int64)
         self.local_busy = np.zeros((b, n))
         self.now = np.zeros(b)
-        self.rate = np.zeros(b)
         self.arrival_rate = np.ones(b)
         self.preference = np.zeros(b)
         self.tasks_done = np.zeros(b, dtype=np.int64)
-        # The pending task of each system.
-        self.user = np.zeros(b, dtype=np.int64)
-        self.dnn = np.zeros(b, dtype=np.int64)
-        self.deadline = np.ones(b)
-        self.rates = np.ones((b, m + 1))  # [cloud access, edges]
-        self.nearest_edge = np.zeros(b, dtype=np.int64)
+        # The pending task of each row: floats [deadline, rates (cloud access, edges)] and
+        # ints [user, dnn, nearest edge], copied in from the rows' blocks of drawn tasks.
+        self.task_f = np.ones((b, m + 2))
+        self.task_i = np.zeros((b, 3), dtype=np.int64)
+        self.block_size = TASK_BLOCK
+        self.block_gap = np.zeros((b, self.block_size))
+        self.block_f = np.ones((b, self.block_size, m + 2))
+        self.block_i = np.zeros((b, self.block_size, 3), dtype=np.int64)
+        self.task_index = np.zeros(b, dtype=np.int64)  # the pending task's place in its block
         self._prediction: tuple[np.ndarray, np.ndarray] | None = None  # cached until the state moves
+        self._single: tuple[list[float], list[float]] | None = None  # predict_one's cache
+
+    # Views of the pending task (properties, so copies and pickles stay consistent).
+    deadline = property(lambda self: self.task_f[:, 0])
+    rates = property(lambda self: self.task_f[:, 1:])  # [cloud access, edges]
+    user = property(lambda self: self.task_i[:, 0])
+    dnn = property(lambda self: self.task_i[:, 1])
+    nearest_edge = property(lambda self: self.task_i[:, 2])
 
     # -- episodes ------------------------------------------------------------------------------
     def reset(self, rng: np.random.Generator, rows: np.ndarray | None = None) -> None:
@@ -212,12 +256,14 @@ class MecBatch:
         k, n, m = len(rows), cfg.num_users, cfg.max_edges
         edges = np.full(k, cfg.num_edges) if cfg.num_edges else rng.integers(1, m + 1, k)
         self.num_edges[rows] = edges
-        self.edge_exists[rows] = np.arange(m)[None, :] < edges[:, None]
+        self.edge_exists[rows] = exists = np.arange(m)[None, :] < edges[:, None]
         s = cfg.speed_spread
         self.edge_speed[rows] = rng.uniform(1 - s, 1 + s, (k, m))
         self.cloud_speed[rows] = rng.uniform(1 - s, 1 + s, k)
         self.user_device[rows] = rng.integers(0, len(cfg.user_devices), (k, n))
-        self.edge_distance[rows] = rng.uniform(*cfg.edge_distance_m, (k, n, m))
+        self.edge_distance[rows] = dist = rng.uniform(*cfg.edge_distance_m, (k, n, m))
+        self.user_snr[rows] = mean_snr(dist, cfg.tx_power_w, cfg.bandwidth_hz, cfg.noise_figure_db)
+        self.user_nearest[rows] = np.argmin(np.where(exists[:, None, :], dist, np.inf), axis=2)
         self.edge_busy[rows] = 0.0
         self.edge_ring[rows] = 0.0
         self.edge_ring_start[rows] = 0.0
@@ -227,36 +273,51 @@ class MecBatch:
         self.arrival_rate[rows] = cfg.arrival_rate if cfg.arrival_rate > 0 else rng.uniform(2.0, 20.0, k)
         self.preference[rows] = cfg.preference if cfg.preference >= 0 else rng.uniform(0.0, 1.0, k)
         self.tasks_done[rows] = 0
-        self._prediction = None
+        self._draw_tasks(rng, rows)
         self._next_task(rng, rows)
 
-    def _next_task(self, rng: np.random.Generator, rows: np.ndarray) -> None:
-        """The next task of each row: an exponential gap later, from a random user."""
-        self.now[rows] += rng.exponential(1.0 / self.arrival_rate[rows])
-        self._new_tasks(rng, rows, rng.integers(0, self.config.num_users, len(rows)))
+    def _draw_users(self, rng: np.random.Generator, rows: np.ndarray, size: int) -> np.ndarray:
+        """[len(rows), size]: the users whose tasks arrive next (uniform over the users)."""
+        return rng.integers(0, self.config.num_users, (len(rows), size))
 
-    def _new_tasks(self, rng: np.random.Generator, rows: np.ndarray, users: np.ndarray) -> None:
-        """Pending tasks for ``rows`` from ``users`` at the rows' current time: a DNN, a deadline
-        and this task's channel (Rayleigh fading re-drawn per task and link; the cloud is reached
-        through the nearest base station, an edge site, and then the WAN)."""
-        cfg, k = self.config, len(rows)
-        self.user[rows] = users
-        self.dnn[rows] = rng.integers(0, len(cfg.dnns), k)
-        self.deadline[rows] = rng.uniform(*cfg.deadline_s, k)
-        dist = self.edge_distance[rows, self.user[rows]]  # [k, m]
-        fading = rng.exponential(1.0, (k, cfg.max_edges))
-        edge_rates = uplink_rate_bps(dist, cfg.tx_power_w, cfg.bandwidth_hz, fading, cfg.noise_figure_db)
-        edge_rates = np.where(self.edge_exists[rows], edge_rates, 0.0)
-        nearest = np.argmin(np.where(self.edge_exists[rows], dist, np.inf), axis=1)
-        self.nearest_edge[rows] = nearest
-        self.rates[rows, 0] = edge_rates[np.arange(k), nearest]
-        self.rates[rows, 1:] = edge_rates
-        self._prediction = None
+    def _draw_tasks(self, rng: np.random.Generator, rows: np.ndarray) -> None:
+        """A new block of tasks for ``rows``: exponential gaps, users, DNNs, deadlines, and each
+        task's channel (Rayleigh fading re-drawn per task and link; the cloud is reached through
+        the user's nearest base station, an edge site, and then the WAN)."""
+        cfg, k, size = self.config, len(rows), self.block_size
+        self.block_gap[rows] = rng.exponential(1.0 / self.arrival_rate[rows, None], (k, size))
+        users = self._draw_users(rng, rows, size)
+        self.block_i[rows, :, 0] = users
+        self.block_i[rows, :, 1] = rng.integers(0, len(cfg.dnns), (k, size))
+        self.block_i[rows, :, 2] = nearest = self.user_nearest[rows[:, None], users]
+        self.block_f[rows, :, 0] = rng.uniform(*cfg.deadline_s, (k, size))
+        snr = self.user_snr[rows[:, None], users] * rng.exponential(1.0, (k, size, cfg.max_edges))
+        rates = np.where(self.edge_exists[rows, None, :], shannon_rate_bps(cfg.bandwidth_hz, snr), 0.0)
+        self.block_f[rows, :, 2:] = rates
+        self.block_f[rows, :, 1] = np.take_along_axis(rates, nearest[:, :, None], axis=2)[:, :, 0]
+        self.task_index[rows] = -1
+
+    def _next_task(self, rng: np.random.Generator, rows: np.ndarray) -> None:
+        """Make the next task of each row pending (drawing a new block where one is used up)."""
+        i = self.task_index[rows] + 1
+        spent = i >= self.block_size
+        if spent.any():
+            self._draw_tasks(rng, rows[spent])
+            i[spent] = 0
+        self._load(rows, i)
+
+    def _load(self, rows, i) -> None:
+        """Make task ``i`` of their blocks pending in ``rows`` (arrays, or ints for one row)."""
+        self.task_index[rows] = i
+        self.now[rows] += self.block_gap[rows, i]
+        self.task_f[rows] = self.block_f[rows, i]
+        self.task_i[rows] = self.block_i[rows, i]
+        self.invalidate()
 
     # -- outcomes --------------------------------------------------------------------------------
     def invalidate(self) -> None:
         """Forget cached predictions after changing the state from outside."""
-        self._prediction = None
+        self._prediction = self._single = None
 
     def predict(self) -> tuple[np.ndarray, np.ndarray]:
         if self._prediction is None:
@@ -275,37 +336,75 @@ class MecBatch:
         dev = self.user_device[rows, u]
         now = self.now
         bits = t.input_bits[j]
-        a = cfg.max_edges + 2
-        delay = np.full((self.batch, a), np.inf)
-        energy = np.zeros((self.batch, a))
+        delay = np.empty((self.batch, cfg.max_edges + 2))
+        energy = np.empty_like(delay)
         local_start = np.maximum(now, self.local_busy[rows, u])
         delay[:, 0] = local_start + t.local_time[dev, j] - now
         energy[:, 0] = t.local_energy[dev, j]
-        up_cloud = bits / np.maximum(self.rates[:, 0], 1e-9)
+        rates = np.maximum(self.rates, 1e-9)  # [cloud access, edges]
         delay[:, 1] = (
-            up_cloud + cfg.wan_delay_s + bits / cfg.wan_bandwidth_bps + t.cloud_time[j] / self.cloud_speed
+            bits / rates[:, 0]
+            + cfg.wan_delay_s
+            + bits / cfg.wan_bandwidth_bps
+            + t.cloud_time[j] / self.cloud_speed
         )
-        energy[:, 1] = transmit_energy_j(bits, self.rates[:, 0], cfg.tx_power_w)
-        rates = self.rates[:, 1:]
-        upload = bits[:, None] / np.maximum(rates, 1e-9)
+        energy[:, 1:] = transmit_energy_j(bits[:, None], rates, cfg.tx_power_w)
         run = t.edge_time[j][:, None] / self.edge_speed
         start = earliest_start(
-            now[:, None] + upload, run, self.edge_ring_start, self.edge_ring, self.edge_busy
+            now[:, None] + bits[:, None] / rates[:, 1:],
+            run,
+            self.edge_ring_start,
+            self.edge_ring,
+            self.edge_busy,
         )
-        finish = start + run
-        delay[:, 2:] = np.where(self.edge_exists, finish - now[:, None], np.inf)
-        energy[:, 2:] = np.where(
-            self.edge_exists, transmit_energy_j(bits[:, None], rates, cfg.tx_power_w), 0.0
-        )
+        delay[:, 2:] = np.where(self.edge_exists, start + run - now[:, None], np.inf)
+        energy[:, 2:] *= self.edge_exists
         return delay, energy
+
+    def predict_one(self) -> tuple[list[float], list[float]]:
+        """``predict()`` of a single system (batch of one) in plain Python floats: the same
+        arithmetic element by element, for the scalar env (agreement is tested exactly)."""
+        if self._single is None:
+            cfg, t = self.config, self.tables.lists
+            now = self.now.item()
+            u, j, _ = self.task_i[0].tolist()
+            dev = self.user_device[0].tolist()[u]
+            bits, tx = t.input_bits[j], cfg.tx_power_w
+            rates = np.maximum(self.task_f[0, 1:], 1e-9).tolist()  # [cloud access, edges]
+            delay = [max(now, self.local_busy[0].tolist()[u]) + t.local_time[dev][j] - now]
+            cloud_run = t.cloud_time[j] / self.cloud_speed.item()
+            delay.append(bits / rates[0] + cfg.wan_delay_s + bits / cfg.wan_bandwidth_bps + cloud_run)
+            energy = [t.local_energy[dev][j], tx * bits / rates[0]]
+            busy, speed = self.edge_busy[0].tolist(), self.edge_speed[0].tolist()
+            for e, exists in enumerate(self.edge_exists[0].tolist()):
+                if not exists:
+                    delay.append(np.inf)
+                    energy.append(0.0)
+                    continue
+                run, arrive = t.edge_time[j] / speed[e], now + bits / rates[1 + e]
+                start = arrive
+                if busy[e] > arrive:  # else nothing is scheduled after the arrival (finish <= busy)
+                    ring = self.edge_ring_start[0, e].tolist(), self.edge_ring[0, e].tolist()
+                    start = earliest_start_one(arrive, run, *ring, busy[e])
+                delay.append(start + run - now)
+                energy.append(tx * bits / rates[1 + e])
+            self._single = delay, energy
+        return self._single
 
     def action_masks(self) -> np.ndarray:
         """[B, A]: local always; the cloud and each existing edge unless its uplink is in outage
         (rate below ``min_rate_bps`` after this task's fading draw)."""
-        up = self.rates >= self.config.min_rate_bps  # [cloud access, edges]
-        return np.concatenate(
-            [np.ones((self.batch, 1), dtype=bool), up[:, :1], self.edge_exists & up[:, 1:]], axis=1
-        )
+        masks = np.ones((self.batch, self.config.max_edges + 2), dtype=bool)
+        np.greater_equal(self.rates, self.config.min_rate_bps, out=masks[:, 1:])
+        masks[:, 2:] &= self.edge_exists
+        return masks
+
+    def action_mask_one(self) -> np.ndarray:
+        """``action_masks()[0]`` of a single system (batch of one), built from Python values."""
+        up, exists = self.config.min_rate_bps, self.edge_exists[0].tolist()
+        rates = self.task_f[0, 1:].tolist()
+        edges = (x and r >= up for x, r in zip(exists, rates[1:], strict=True))
+        return np.array([True, rates[0] >= up, *edges])
 
     def apply(self, actions: np.ndarray, rng: np.random.Generator, valid: np.ndarray | None = None):
         """Execute the pending tasks with ``actions`` (only where ``valid``; the others stay
@@ -328,7 +427,27 @@ class MecBatch:
             self._commit_edge(r, e, finish[at_edge] - run, finish[at_edge])
         return self._advance(delay, energy, valid, rng)
 
-    def _commit_edge(self, r: np.ndarray, e: np.ndarray, start: np.ndarray, finish: np.ndarray) -> None:
+    def apply_one(self, action: int, rng: np.random.Generator) -> tuple[float, float, bool, bool]:
+        """``apply`` of a single system (batch of one) with a valid ``action``, in plain Python;
+        returns (delay, energy, missed, done)."""
+        delay_all, energy_all = self.predict_one()
+        delay, energy = delay_all[action], energy_all[action]
+        finish = self.now.item() + delay
+        if action == LOCAL:
+            self.local_busy[0, self.task_i[0, 0]] = finish
+        elif action >= 2:
+            run = self.tables.lists.edge_time[self.task_i[0, 1]] / self.edge_speed[0, action - 2].item()
+            self._commit_edge(0, action - 2, finish - run, finish)
+        missed = delay > self.task_f[0, 0].item()
+        self.tasks_done[0] += 1
+        i = self.task_index.item() + 1
+        if i == self.block_size:
+            self._draw_tasks(rng, self.rows)
+            i = 0
+        self._load(0, i)
+        return delay, energy, missed, self.tasks_done.item() >= self.config.episode_tasks
+
+    def _commit_edge(self, r, e, start, finish) -> None:
         """Record tasks running on edge ``e`` of rows ``r`` from ``start`` to ``finish``."""
         self.edge_busy[r, e] = np.maximum(self.edge_busy[r, e], finish)
         slot = self.ring_pos[r, e] % QUEUE_SLOTS
@@ -337,7 +456,7 @@ class MecBatch:
         self.ring_pos[r, e] += 1
 
     def _advance(self, delay, energy, valid, rng):
-        self._prediction = None
+        self.invalidate()
         missed = delay > self.deadline
         self.tasks_done += valid
         done = self.tasks_done >= self.config.episode_tasks
@@ -350,15 +469,31 @@ class MecBatch:
     def queue_features(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per edge: seconds of queued work, tasks queued, and the GMORL-style histogram of
         queued tasks' remaining time ([B, M], [B, M], [B, M, HIST_BINS])."""
-        remaining = self.edge_ring - self.now[:, None, None]
-        queued = remaining > 0
-        wait = np.maximum(self.edge_busy - self.now[:, None], 0.0)
-        b, m, _ = remaining.shape
-        bins = np.searchsorted(HIST_EDGES_S[1:-1], remaining[queued], side="right")
-        cell = np.nonzero(queued)  # (row, edge, slot) of each queued task
-        flat = (cell[0] * m + cell[1]) * HIST_BINS + bins
-        hist = np.bincount(flat, minlength=b * m * HIST_BINS).reshape(b, m, HIST_BINS).astype(float)
-        return wait, queued.sum(axis=2), hist
+        now = self.now
+        wait = np.maximum(self.edge_busy - now[:, None], 0.0)
+        queued = np.zeros(wait.shape, dtype=np.int64)
+        hist = np.zeros((*wait.shape, HIST_BINS))
+        idx = np.nonzero(wait)  # elsewhere every task has finished (finish <= busy)
+        if len(idx[0]):
+            remaining = self.edge_ring[idx] - now[idx[0], None]  # [K, QUEUE_SLOTS]
+            live = remaining > 0
+            bins = np.searchsorted(HIST_EDGES_S[1:-1], remaining, side="right")
+            hist[idx] = ((bins[:, :, None] == np.arange(HIST_BINS)) & live[:, :, None]).sum(axis=1)
+            queued[idx] = live.sum(axis=1)
+        return wait, queued, hist
+
+    def queue_features_one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``queue_features()`` of a single system (batch of one), in plain Python."""
+        now, m = self.now.item(), self.config.max_edges
+        wait, queued, hist = np.zeros(m), np.zeros(m, dtype=np.int64), np.zeros((m, HIST_BINS))
+        for e, busy in enumerate(self.edge_busy[0].tolist()):
+            if busy > now:  # else every task there has finished (finish <= busy)
+                row = [0.0] * HIST_BINS
+                for f in self.edge_ring[0, e].tolist():
+                    if f > now:
+                        row[bisect_right(HIST_INNER_EDGES, f - now)] += 1.0
+                wait[e], queued[e], hist[e] = busy - now, sum(row), row
+        return wait, queued, hist
 
     # -- DNN split mode ------------------------------------------------------------------------
     def split_masks(self) -> np.ndarray:

@@ -137,7 +137,7 @@ def test_agents_on_the_same_edge_queue_behind_each_other():
             env = MecOffloadParallelEnv(num_users=2, num_edges=1, edge_distance_m=(50.0, 60.0))
             _, infos = env.reset(seed=seed)
             s, t = env.system, env.system.tables
-            exec1 = t.edge_time[s.dnn[1]] / s.edge_speed[0, 0]
+            exec0, exec1 = t.edge_time[s.dnn[:2]] / s.edge_speed[0, 0]  # before the step moves on
             est = [infos[a]["metrics"]["delay_estimate_s"][2] for a in env.agents]
             _, _, _, _, out = env.step({"user_0": first, "user_1": 2})
             d0, d1 = out["user_0"]["delay_s"], out["user_1"]["delay_s"]
@@ -146,7 +146,7 @@ def test_agents_on_the_same_edge_queue_behind_each_other():
                 # user_1 waits for user_0's task unless its data arrives after it, or it fits
                 # in the idle gap before user_0's data arrives (backfilling)
                 arrive1 = est[1] - exec1
-                start0 = d0 - t.edge_time[s.dnn[0]] / s.edge_speed[0, 0]
+                start0 = d0 - exec0
                 backfilled = arrive1 + exec1 <= start0
                 assert d1 == pytest.approx(est[1] if backfilled else max(arrive1, d0) + exec1, rel=1e-12)
                 coupled += d1 > est[1] * (1 + 1e-9)
