@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields, replace
 from typing import Any, ClassVar
 
@@ -14,6 +15,14 @@ from .edge.system import HIST_BINS, QUEUE_SLOTS, MecBatch, MecConfig
 MAX_DEVICE_TYPES = 3
 SERVER_FEATURES = 5 + HIST_BINS  # exists, speed, rate, queued work, queued tasks, histogram
 SERVERS_AT = 4 + MAX_DEVICE_TYPES + 1  # after the task, the device type and the local wait
+
+
+METRIC_KEYS = (
+    "task_bits", "deadline_s", "local_time_s", "local_energy_j", "device_type", "local_wait_s",
+    "edge_exists", "cloud_speed", "edge_speed", "rates_bps", "edge_wait_s", "edge_queued",
+    "edge_histogram", "preference",
+)
+"""The metrics ``encode_mec_observation`` reads."""
 
 
 def observation_size(config: MecConfig) -> int:
@@ -51,31 +60,30 @@ def system_metrics(system: MecBatch) -> dict[str, np.ndarray]:
 
 def single_metrics(system: MecBatch) -> dict[str, Any]:
     """``system_metrics`` of a single system (batch of one) with Python numbers for scalars and
-    fresh arrays otherwise, computed in plain Python (the scalar env's fast path; tested equal)."""
-    t = system.tables.lists
+    arrays otherwise (the scalar env's fast path; tested equal). Arrays that only change with the
+    task or the episode are read-only and shared; the env never modifies an array it handed out."""
+    c, i = system.one_block(), system.task_index.item()
     now = system.now.item()
-    u, j, _ = system.task_i[0].tolist()
-    dev = system.user_device[0, u].item()
+    delay, _ = system.predict_one()
     wait, queued, hist = system.queue_features_one()
-    delay, energy = system.predict_one()
     return {
-        "task_bits": t.input_bits[j],
-        "deadline_s": system.task_f[0, 0].item(),
-        "local_time_s": t.local_time[dev][j],
-        "local_energy_j": t.local_energy[dev][j],
-        "device_type": dev,
-        "local_wait_s": max(system.local_busy[0, u].item() - now, 0.0),
-        "edge_exists": system.edge_exists[0].copy(),
-        "edge_speed": system.edge_speed[0].copy(),
-        "cloud_speed": system.cloud_speed.item(),
-        "rates_bps": system.task_f[0, 1:].copy(),
+        "task_bits": c.bits[i],
+        "deadline_s": c.deadline[i],
+        "local_time_s": c.local_time[i],
+        "local_energy_j": c.local_energy[i],
+        "device_type": c.dev[i],
+        "local_wait_s": max(system.local_busy[0, c.user[i]].item() - now, 0.0),
+        "edge_exists": c.exists[i],
+        "edge_speed": c.speed[i],
+        "cloud_speed": c.cloud_speed,
+        "rates_bps": c.rates[i],
         "edge_wait_s": wait,
         "edge_queued": queued,
         "edge_histogram": hist,
-        "preference": system.preference.item(),
+        "preference": c.preference,
         "delay_estimate_s": np.array(delay),
-        "energy_estimate_j": np.array(energy),
-        "num_edges": system.num_edges.item(),
+        "energy_estimate_j": c.energy[i],
+        "num_edges": c.num_edges,
         "time_s": now,
     }
 
@@ -211,52 +219,48 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         self.observation_space = spaces.Box(0.0, 1.0, (observation_size(self.config),), np.float32)
         self._started = False
         self._mask = self.system.action_masks()[0]
-        # for _encode: the task-size feature per size, and where the per-task server entries are
-        bits = self.system.tables.input_bits
-        feature = np.clip(np.log10(np.maximum(bits, 1.0)) / 10.0, 0.0, 1.0)
-        self._bits_feature = dict(zip(bits.tolist(), feature.tolist(), strict=True))
-        end = SERVERS_AT + SERVER_FEATURES * (self.config.max_edges + 1)
-        self._rate_entries = slice(SERVERS_AT + 2, end, SERVER_FEATURES)
-        edges = range(SERVERS_AT + SERVER_FEATURES, end, SERVER_FEATURES)
-        self._queue_entries = [slice(i + 3, i + SERVER_FEATURES) for i in edges]
-        self._obs: np.ndarray | None = None
-        self._busy_edges: list[int] = []
+        edges = SERVERS_AT + SERVER_FEATURES * np.arange(1, self.config.max_edges + 1)
+        self._queue_entries = [slice(i + 3, i + SERVER_FEATURES) for i in edges.tolist()]
+        self._block: Any = None  # the system's block cache that _block_obs was encoded from
+        self._block_obs = np.zeros((0, observation_size(self.config)), dtype=np.float32)
 
     def _observe(self) -> tuple[np.ndarray, dict[str, Any]]:
         m = single_metrics(self.system)
-        self._mask = self.system.action_mask_one()
-        return self._encode(m), {"metrics": m, "action_mask": self._mask.copy()}
+        c, i = self.system.one_block(), self.system.task_index.item()
+        self._mask = c.mask[i]
+        return self._encode(m, c, i), {"metrics": m, "action_mask": self._mask}
 
-    def _encode(self, m: dict[str, Any]) -> np.ndarray:
-        """``encode_mec_observation`` of the single-system metrics ``m``: the entries that change
-        per task are written into the episode's observation (from reset) element by element.
-        Only the deadline and the rates can leave [0, 1], so only they are clipped."""
-        if self._obs is None:  # the episode's first observation: every entry, by the batched encoder
-            self._obs = encode_mec_observation({k: np.asarray(v)[None] for k, v in m.items()}, self.config)[0]
-            self._busy_edges = [e for e, w in enumerate(m["edge_wait_s"].tolist()) if w > 0]
-            return self._obs.copy()
-        obs, deadline = self._obs, m["deadline_s"]
-        head = [
-            self._bits_feature[m["task_bits"]],
-            min(deadline, 1.0),
-            min(m["local_time_s"] / deadline, 10.0) / 10.0,
-            min(m["local_energy_j"] / self.config.energy_ref_j, 10.0) / 10.0,
-            0.0,
-            0.0,
-            0.0,  # device type, one-hot
-            min(m["local_wait_s"], 10.0) / 10.0,
-        ]
-        head[4 + min(m["device_type"], MAX_DEVICE_TYPES - 1)] = 1.0
-        obs[:SERVERS_AT] = head
-        obs[self._rate_entries] = np.minimum(np.log2(1.0 + m["rates_bps"] / 1e6) / 16.0, 1.0)
-        for e in self._busy_edges:  # the last observation's
-            obs[self._queue_entries[e]] = 0.0
-        wait, queued, hist = m["edge_wait_s"], m["edge_queued"], m["edge_histogram"] / QUEUE_SLOTS
-        self._busy_edges = [e for e, w in enumerate(wait.tolist()) if w > 0]  # no queued work elsewhere
-        for e in self._busy_edges:
-            queue = [min(wait[e], 10.0) / 10.0, queued[e] / QUEUE_SLOTS, *hist[e].tolist()]
-            obs[self._queue_entries[e]] = queue
-        return obs.copy()
+    def observation_from_metrics(self, metrics: Mapping[str, Any]) -> np.ndarray:
+        """The observation of one task from a live system's metrics (the keys of ``info["metrics"]``,
+        per-server values as lists or arrays); the same encoder the env uses."""
+        batched = {k: np.asarray(metrics[k])[None] for k in METRIC_KEYS}
+        return encode_mec_observation(batched, self.config)[0]
+
+    def _encode(self, m: dict[str, Any], c: Any, i: int) -> np.ndarray:
+        """``encode_mec_observation`` of the single-system metrics ``m`` of task ``i`` of the block
+        ``c``: the block's tasks are encoded at once with empty queues, and the queue entries of
+        this task (local wait, edges with work left) are written into a copy of its row."""
+        if c is not self._block:
+            n, edges = len(c.user), self.config.max_edges
+            block = {
+                **c.metrics,
+                "local_wait_s": np.zeros(n),
+                "edge_exists": c.exists,
+                "edge_speed": c.speed,
+                "cloud_speed": np.full(n, c.cloud_speed),
+                "edge_wait_s": np.zeros((n, edges)),
+                "edge_queued": np.zeros((n, edges), dtype=np.int64),
+                "edge_histogram": np.zeros((n, edges, HIST_BINS)),
+                "preference": np.full(n, c.preference),
+            }
+            self._block, self._block_obs = c, encode_mec_observation(block, self.config)
+        obs = self._block_obs[i].copy()
+        if m["local_wait_s"] > 0:
+            obs[7] = min(m["local_wait_s"], 10.0) / 10.0
+        for e, wait, queued, row in self.system.queue_rows_one():
+            hist = [h / QUEUE_SLOTS for h in row]
+            obs[self._queue_entries[e]] = [min(wait, 10.0) / 10.0, queued / QUEUE_SLOTS, *hist]
+        return obs
 
     def action_masks(self) -> np.ndarray:
         return self._mask.copy()
@@ -266,7 +270,6 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         self.system.reset(self.np_random)
         self._started = True
         self._episode: list[tuple[float, float, bool]] = []  # (delay, energy, missed) per task
-        self._obs = None  # encoded in full by the first _encode
         return self._observe()
 
     def _check_action(self, action: Any, mask: np.ndarray) -> tuple[int, str]:
@@ -293,6 +296,10 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         """A masked action is not executed: the task stays pending, the reward is the penalty."""
         gym.logger.warn(f"{type(self).__name__}: {message} (rejected; see action_masks())")
         obs, info = self._observe()
+        # the same task again: fresh copies of the arrays that the last info may share
+        m = info["metrics"]
+        info["metrics"] = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in m.items()}
+        info["action_mask"] = np.array(info["action_mask"])
         info.update(rejected_action=message, reward_terms={"invalid_action": -self.invalid_action_penalty})
         return obs, -self.invalid_action_penalty, False, False, info
 
@@ -383,6 +390,20 @@ class DnnSplitEnv(MecOffloadEnv):
         info["metrics"]["split_energy_estimate_j"] = energy[0]
         info["action_mask"] = self.action_masks()
         return np.concatenate([obs, extra]), info
+
+    def observation_from_metrics(self, metrics: Mapping[str, Any]) -> np.ndarray:
+        obs = super().observation_from_metrics(metrics)
+        delay = np.asarray(metrics["split_delay_estimate_s"], dtype=float)
+        energy = np.asarray(metrics["split_energy_estimate_j"], dtype=float)
+        if delay.shape != (self.num_splits,) or energy.shape != (self.num_splits,):
+            raise ValueError(
+                f"split estimates need {self.num_splits} entries, got {delay.shape} and {energy.shape}"
+            )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.nan_to_num(delay / float(metrics["deadline_s"]), posinf=1.0)
+        energy = np.clip(energy / self.config.energy_ref_j, 0.0, 1.0)
+        extra = np.concatenate([np.clip(ratio, 0.0, 1.0), energy])
+        return np.concatenate([obs, extra.astype(np.float32)])
 
     def action_masks(self) -> np.ndarray:
         return self.system.split_masks()[0]

@@ -10,7 +10,7 @@ edge and cloud speeds are scaled per episode (domain randomisation, GMORL's 2 +-
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from types import SimpleNamespace
 
@@ -147,11 +147,6 @@ class TaskTables:
             split_bits=split_bits,
         )
 
-    @cached_property
-    def lists(self) -> SimpleNamespace:
-        """The tables as nested Python lists (for the single-system fast path)."""
-        return SimpleNamespace(**{f.name: getattr(self, f.name).tolist() for f in fields(self)})
-
 
 def earliest_start(arrive, run, starts, finishes, busy):
     """When a task whose data reaches an edge at ``arrive`` and runs for ``run`` can start.
@@ -170,13 +165,17 @@ def earliest_start(arrive, run, starts, finishes, busy):
     if len(idx[0]):
         starts, finishes = (np.broadcast_to(x, (*shape, QUEUE_SLOTS))[idx] for x in (starts, finishes))
         a, r = arrive[idx], run[idx]
-        lv = finishes > a[:, None]
-        cand = np.concatenate([a[:, None], np.where(lv, finishes, np.inf)], axis=1)
-        end = cand + r[:, None]
-        overlap = (starts[:, None, :] < end[:, :, None]) & (finishes[:, None, :] > cand[:, :, None])
-        clash = overlap & lv[:, None, :]
-        best = np.where(clash.any(axis=2), np.inf, cand).min(axis=1)
-        full = lv.sum(axis=1) >= QUEUE_SLOTS
+        starts, finishes = np.ascontiguousarray(starts.T), np.ascontiguousarray(finishes.T)  # [slot, K]
+        lv = finishes > a
+        cand = np.concatenate([a[None], np.where(lv, finishes, np.inf)])  # [1 + slots, K]
+        # A candidate clashes with a task iff the task starts before the candidate's end and finishes
+        # after it starts (such a task is live, as no candidate starts before the arrival): so iff
+        # the earliest start among the tasks finishing after the candidate is before its end.
+        after = np.full(cand.shape, np.inf)
+        for s, f in zip(starts, finishes, strict=True):  # slot by slot: K-long inner loops
+            np.minimum(after, np.where(f > cand, s, np.inf), out=after)
+        best = np.where(after < cand + r, np.inf, cand).min(axis=0)
+        full = lv.sum(axis=0) >= QUEUE_SLOTS
         start[idx] = np.where(full | ~np.isfinite(best), np.maximum(a, busy[idx]), best)
     return start
 
@@ -238,8 +237,11 @@ class MecBatch:
         self.block_f = np.ones((b, self.block_size, m + 2))
         self.block_i = np.zeros((b, self.block_size, 3), dtype=np.int64)
         self.task_index = np.zeros(b, dtype=np.int64)  # the pending task's place in its block
+        self.block_serial = 0  # counts drawn blocks (the single-system block cache is keyed on it)
         self._prediction: tuple[np.ndarray, np.ndarray] | None = None  # cached until the state moves
         self._single: tuple[list[float], list[float]] | None = None  # predict_one's cache
+        self._queues: SimpleNamespace | None = None  # _queues_one's cache
+        self._block: SimpleNamespace | None = None  # one_block's cache
 
     # Views of the pending task (properties, so copies and pickles stay consistent).
     deadline = property(lambda self: self.task_f[:, 0])
@@ -296,6 +298,7 @@ class MecBatch:
         self.block_f[rows, :, 2:] = rates
         self.block_f[rows, :, 1] = np.take_along_axis(rates, nearest[:, :, None], axis=2)[:, :, 0]
         self.task_index[rows] = -1
+        self.block_serial += 1
 
     def _next_task(self, rng: np.random.Generator, rows: np.ndarray) -> None:
         """Make the next task of each row pending (drawing a new block where one is used up)."""
@@ -312,12 +315,17 @@ class MecBatch:
         self.now[rows] += self.block_gap[rows, i]
         self.task_f[rows] = self.block_f[rows, i]
         self.task_i[rows] = self.block_i[rows, i]
-        self.invalidate()
+        self._forget()
 
     # -- outcomes --------------------------------------------------------------------------------
     def invalidate(self) -> None:
-        """Forget cached predictions after changing the state from outside."""
-        self._prediction = self._single = None
+        """Forget cached predictions (and the single-system block cache) after changing the state
+        from outside."""
+        self._prediction = self._single = self._queues = self._block = None
+
+    def _forget(self) -> None:
+        """Forget what depends on the queues and the pending task (the state moved)."""
+        self._prediction = self._single = self._queues = None
 
     def predict(self) -> tuple[np.ndarray, np.ndarray]:
         if self._prediction is None:
@@ -361,36 +369,6 @@ class MecBatch:
         energy[:, 2:] *= self.edge_exists
         return delay, energy
 
-    def predict_one(self) -> tuple[list[float], list[float]]:
-        """``predict()`` of a single system (batch of one) in plain Python floats: the same
-        arithmetic element by element, for the scalar env (agreement is tested exactly)."""
-        if self._single is None:
-            cfg, t = self.config, self.tables.lists
-            now = self.now.item()
-            u, j, _ = self.task_i[0].tolist()
-            dev = self.user_device[0].tolist()[u]
-            bits, tx = t.input_bits[j], cfg.tx_power_w
-            rates = np.maximum(self.task_f[0, 1:], 1e-9).tolist()  # [cloud access, edges]
-            delay = [max(now, self.local_busy[0].tolist()[u]) + t.local_time[dev][j] - now]
-            cloud_run = t.cloud_time[j] / self.cloud_speed.item()
-            delay.append(bits / rates[0] + cfg.wan_delay_s + bits / cfg.wan_bandwidth_bps + cloud_run)
-            energy = [t.local_energy[dev][j], tx * bits / rates[0]]
-            busy, speed = self.edge_busy[0].tolist(), self.edge_speed[0].tolist()
-            for e, exists in enumerate(self.edge_exists[0].tolist()):
-                if not exists:
-                    delay.append(np.inf)
-                    energy.append(0.0)
-                    continue
-                run, arrive = t.edge_time[j] / speed[e], now + bits / rates[1 + e]
-                start = arrive
-                if busy[e] > arrive:  # else nothing is scheduled after the arrival (finish <= busy)
-                    ring = self.edge_ring_start[0, e].tolist(), self.edge_ring[0, e].tolist()
-                    start = earliest_start_one(arrive, run, *ring, busy[e])
-                delay.append(start + run - now)
-                energy.append(tx * bits / rates[1 + e])
-            self._single = delay, energy
-        return self._single
-
     def action_masks(self) -> np.ndarray:
         """[B, A]: local always; the cloud and each existing edge unless its uplink is in outage
         (rate below ``min_rate_bps`` after this task's fading draw)."""
@@ -398,13 +376,6 @@ class MecBatch:
         np.greater_equal(self.rates, self.config.min_rate_bps, out=masks[:, 1:])
         masks[:, 2:] &= self.edge_exists
         return masks
-
-    def action_mask_one(self) -> np.ndarray:
-        """``action_masks()[0]`` of a single system (batch of one), built from Python values."""
-        up, exists = self.config.min_rate_bps, self.edge_exists[0].tolist()
-        rates = self.task_f[0, 1:].tolist()
-        edges = (x and r >= up for x, r in zip(exists, rates[1:], strict=True))
-        return np.array([True, rates[0] >= up, *edges])
 
     def apply(self, actions: np.ndarray, rng: np.random.Generator, valid: np.ndarray | None = None):
         """Execute the pending tasks with ``actions`` (only where ``valid``; the others stay
@@ -427,26 +398,6 @@ class MecBatch:
             self._commit_edge(r, e, finish[at_edge] - run, finish[at_edge])
         return self._advance(delay, energy, valid, rng)
 
-    def apply_one(self, action: int, rng: np.random.Generator) -> tuple[float, float, bool, bool]:
-        """``apply`` of a single system (batch of one) with a valid ``action``, in plain Python;
-        returns (delay, energy, missed, done)."""
-        delay_all, energy_all = self.predict_one()
-        delay, energy = delay_all[action], energy_all[action]
-        finish = self.now.item() + delay
-        if action == LOCAL:
-            self.local_busy[0, self.task_i[0, 0]] = finish
-        elif action >= 2:
-            run = self.tables.lists.edge_time[self.task_i[0, 1]] / self.edge_speed[0, action - 2].item()
-            self._commit_edge(0, action - 2, finish - run, finish)
-        missed = delay > self.task_f[0, 0].item()
-        self.tasks_done[0] += 1
-        i = self.task_index.item() + 1
-        if i == self.block_size:
-            self._draw_tasks(rng, self.rows)
-            i = 0
-        self._load(0, i)
-        return delay, energy, missed, self.tasks_done.item() >= self.config.episode_tasks
-
     def _commit_edge(self, r, e, start, finish) -> None:
         """Record tasks running on edge ``e`` of rows ``r`` from ``start`` to ``finish``."""
         self.edge_busy[r, e] = np.maximum(self.edge_busy[r, e], finish)
@@ -456,7 +407,7 @@ class MecBatch:
         self.ring_pos[r, e] += 1
 
     def _advance(self, delay, energy, valid, rng):
-        self.invalidate()
+        self._forget()
         missed = delay > self.deadline
         self.tasks_done += valid
         done = self.tasks_done >= self.config.episode_tasks
@@ -478,22 +429,171 @@ class MecBatch:
             remaining = self.edge_ring[idx] - now[idx[0], None]  # [K, QUEUE_SLOTS]
             live = remaining > 0
             bins = np.searchsorted(HIST_EDGES_S[1:-1], remaining, side="right")
-            hist[idx] = ((bins[:, :, None] == np.arange(HIST_BINS)) & live[:, :, None]).sum(axis=1)
+            bins += HIST_BINS * np.arange(len(bins))[:, None]  # a bin per (pair, bin)
+            counts = np.bincount(bins[live], minlength=len(bins) * HIST_BINS)
+            hist[idx] = counts.reshape(-1, HIST_BINS)
             queued[idx] = live.sum(axis=1)
         return wait, queued, hist
 
-    def queue_features_one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``queue_features()`` of a single system (batch of one), in plain Python."""
-        now, m = self.now.item(), self.config.max_edges
-        wait, queued, hist = np.zeros(m), np.zeros(m, dtype=np.int64), np.zeros((m, HIST_BINS))
-        for e, busy in enumerate(self.edge_busy[0].tolist()):
-            if busy > now:  # else every task there has finished (finish <= busy)
+    # -- a single system (batch of one) in plain Python: the scalar env's path ------------------
+    # The same arithmetic as the batched methods, element by element (agreement is tested bit for
+    # bit). What depends only on the tasks and the episode is worked out once per block of tasks.
+    def one_block(self) -> SimpleNamespace:
+        """Row 0's block of tasks, precomputed (rebuilt when a block is drawn or after
+        ``invalidate()``). Its arrays are read-only and never change: they are handed out as is."""
+        c = self._block
+        if c is None or c.serial != self.block_serial:
+            c = self._block = self._build_block()
+        return c
+
+    def _build_block(self) -> SimpleNamespace:
+        cfg, t = self.config, self.tables
+        f, ints = self.block_f[0].copy(), self.block_i[0].copy()
+        i = self.task_index.item()
+        if i >= 0:  # the pending task as it is now (it may have been edited since it was loaded)
+            f[i], ints[i] = self.task_f[0], self.task_i[0]
+        user, dnn = ints[:, 0], ints[:, 1]
+        dev = self.user_device[0, user]
+        bits = t.input_bits[dnn]
+        rates = np.maximum(f[:, 1:], 1e-9)
+        cloud = bits / rates[:, 0] + cfg.wan_delay_s + bits / cfg.wan_bandwidth_bps
+        cloud += t.cloud_time[dnn] / self.cloud_speed[0]
+        energy = np.empty((len(f), cfg.max_edges + 2))
+        energy[:, 0] = t.local_energy[dev, dnn]
+        energy[:, 1:] = transmit_energy_j(bits[:, None], rates, cfg.tx_power_w)
+        energy[:, 2:] *= self.edge_exists[0]
+        mask = np.ones(energy.shape, dtype=bool)
+        np.greater_equal(f[:, 1:], cfg.min_rate_bps, out=mask[:, 1:])
+        mask[:, 2:] &= self.edge_exists[0]
+        n = len(f)  # the per-episode arrays get a row per task, so no two tasks share memory
+        exists, speed = np.empty((n, cfg.max_edges), dtype=bool), np.empty((n, cfg.max_edges))
+        exists[:], speed[:] = self.edge_exists[0], self.edge_speed[0]
+        exists_list = self.edge_exists[0].tolist()
+        metrics = {  # the per-task metrics, batched over the block
+            "task_bits": bits,
+            "deadline_s": f[:, 0],
+            "local_time_s": t.local_time[dev, dnn],
+            "local_energy_j": t.local_energy[dev, dnn],
+            "device_type": dev,
+            "rates_bps": f[:, 1:],
+        }
+        for a in (energy, mask, exists, speed, f, *metrics.values()):
+            a.flags.writeable = False
+        return SimpleNamespace(
+            serial=self.block_serial,
+            metrics=metrics,
+            energy=energy,
+            mask=mask,
+            exists=exists,
+            speed=speed,
+            rates=f[:, 1:],
+            cloud_speed=self.cloud_speed.item(),
+            preference=self.preference.item(),
+            num_edges=self.num_edges.item(),
+            energy_lists=energy.tolist(),
+            user=user.tolist(),
+            dnn=dnn.tolist(),
+            dev=dev.tolist(),
+            bits=bits.tolist(),
+            deadline=f[:, 0].tolist(),
+            local_time=metrics["local_time_s"].tolist(),
+            local_energy=metrics["local_energy_j"].tolist(),
+            cloud_delay=cloud.tolist(),
+            up=(bits[:, None] / rates[:, 1:]).tolist(),  # upload time to each edge
+            run=(t.edge_time[:, None] / self.edge_speed[0]).tolist(),  # [dnn][edge] run time
+            gap=self.block_gap[0].tolist(),
+            edges=[e for e, x in enumerate(exists_list) if x],
+            delay_template=[0.0, 0.0] + [0.0 if x else np.inf for x in exists_list],
+        )
+
+    def _queues_one(self) -> tuple[float, list[float], dict[int, tuple[list[float], list[float]]]]:
+        """(now, each edge's latest finish, the (starts, finishes) ring of each edge with work
+        left after now); cached until the state moves."""
+        if self._queues is None:
+            now = self.now.item()
+            busy = self.edge_busy[0].tolist()
+            ring_start, ring = self.edge_ring_start[0], self.edge_ring[0]
+            rings = {e: (ring_start[e].tolist(), ring[e].tolist()) for e, b in enumerate(busy) if b > now}
+            self._queues = SimpleNamespace(now=now, busy=busy, rings=rings, rows=None)
+        q = self._queues
+        return q.now, q.busy, q.rings
+
+    def queue_rows_one(self) -> list[tuple[int, float, float, list[float]]]:
+        """(edge, queued work, queued tasks, histogram) of each edge with work left (the others
+        have none), as Python floats; cached until the state moves."""
+        now, busy, rings = self._queues_one()
+        q = self._queues
+        if q.rows is None:
+            q.rows = []
+            for e, (_, finishes) in rings.items():  # finish <= busy elsewhere: nothing is queued
                 row = [0.0] * HIST_BINS
-                for f in self.edge_ring[0, e].tolist():
+                for f in finishes:
                     if f > now:
                         row[bisect_right(HIST_INNER_EDGES, f - now)] += 1.0
-                wait[e], queued[e], hist[e] = busy - now, sum(row), row
+                q.rows.append((e, busy[e] - now, sum(row), row))
+        return q.rows
+
+    def queue_features_one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``queue_features()`` of a single system (fresh arrays)."""
+        m = self.config.max_edges
+        wait, queued, hist = np.zeros(m), np.zeros(m, dtype=np.int64), np.zeros((m, HIST_BINS))
+        for e, w, n, row in self.queue_rows_one():
+            wait[e], queued[e], hist[e] = w, n, row
         return wait, queued, hist
+
+    def predict_one(self) -> tuple[list[float], list[float]]:
+        """``predict()`` of a single system as Python lists (do not modify them); cached."""
+        if self._single is None:
+            c, i = self.one_block(), self.task_index.item()
+            now, busy, rings = self._queues_one()
+            delay = c.delay_template.copy()  # +inf for missing edges
+            delay[0] = max(now, self.local_busy[0, c.user[i]].item()) + c.local_time[i] - now
+            delay[1] = c.cloud_delay[i]
+            up, run = c.up[i], c.run[c.dnn[i]]
+            for e in c.edges:
+                arrive, r = now + up[e], run[e]
+                start = arrive
+                if busy[e] > arrive:  # else nothing is scheduled after the arrival (finish <= busy)
+                    start = earliest_start_one(arrive, r, *rings[e], busy[e])
+                delay[2 + e] = start + r - now
+            self._single = delay, c.energy_lists[i]
+        return self._single
+
+    def action_mask_one(self) -> np.ndarray:
+        """``action_masks()[0]`` of a single system (a read-only array)."""
+        return self.one_block().mask[self.task_index.item()]
+
+    def apply_one(self, action: int, rng: np.random.Generator) -> tuple[float, float, bool, bool]:
+        """``apply`` of a single system with a valid ``action``; returns (delay, energy, missed, done)."""
+        delay_all, energy_all = self.predict_one()
+        c, i = self._block, self.task_index.item()
+        delay, energy = delay_all[action], energy_all[action]
+        now = self.now.item()
+        finish = now + delay
+        if action == LOCAL:
+            self.local_busy[0, c.user[i]] = finish
+        elif action >= 2:
+            e = action - 2
+            start = finish - c.run[c.dnn[i]][e]
+            if finish > self.edge_busy[0, e]:
+                self.edge_busy[0, e] = finish
+            pos = self.ring_pos[0, e].item()
+            self.edge_ring[0, e, pos % QUEUE_SLOTS] = finish
+            self.edge_ring_start[0, e, pos % QUEUE_SLOTS] = start
+            self.ring_pos[0, e] = pos + 1
+        missed = delay > c.deadline[i]
+        done = self.tasks_done.item() + 1
+        self.tasks_done[0] = done
+        i += 1
+        if i == self.block_size:
+            self._draw_tasks(rng, self.rows)
+            i, c = 0, self.one_block()
+        self.task_index[0] = i
+        self.now[0] = now + c.gap[i]
+        self.task_f[0] = self.block_f[0, i]
+        self.task_i[0] = self.block_i[0, i]
+        self._forget()
+        return delay, energy, missed, done >= self.config.episode_tasks
 
     # -- DNN split mode ------------------------------------------------------------------------
     def split_masks(self) -> np.ndarray:

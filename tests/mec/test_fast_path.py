@@ -69,3 +69,36 @@ def test_scalar_env_observation_and_metrics_equal_the_batched_encoder(kwargs):
         obs, _, _, truncated, info = env.step(action if mask[action] else 0)
         if truncated:
             obs, info = env.reset()
+
+
+@pytest.mark.parametrize("kwargs", [{}, BUSY])
+def test_observation_from_metrics_reproduces_the_observation(kwargs):
+    env = MecOffloadEnv(**kwargs)
+    obs, info = env.reset(seed=11)
+    rng = np.random.default_rng(12)
+    for _ in range(200):
+        assert np.array_equal(env.observation_from_metrics(info["metrics"]), obs)
+        obs, _, _, truncated, info = env.step(int(rng.choice(np.flatnonzero(env.action_masks()))))
+        if truncated:
+            obs, info = env.reset()
+
+
+def test_handed_out_metrics_are_never_modified_by_the_env():
+    """The fast path shares precomputed (read-only) arrays between infos: what a caller kept stays
+    as it was handed out, across steps, new blocks of tasks and new episodes."""
+    env = MecOffloadEnv(**BUSY, episode_tasks=300)  # > TASK_BLOCK: blocks are redrawn mid-episode
+    kept, snapshots = [], []
+    _, info = env.reset(seed=5)
+    rng = np.random.default_rng(6)
+    for _ in range(700):
+        kept.append(info)
+        snapshots.append(copy.deepcopy(info))
+        _, _, _, truncated, info = env.step(int(rng.choice(np.flatnonzero(env.action_masks()))))
+        if truncated:
+            _, info = env.reset()
+    for old, snap in zip(kept, snapshots, strict=True):
+        np.testing.assert_array_equal(old["action_mask"], snap["action_mask"])
+        for k, v in snap["metrics"].items():
+            np.testing.assert_array_equal(old["metrics"][k], v, err_msg=k)
+    assert not info["metrics"]["edge_exists"].flags.writeable
+    assert info["metrics"]["edge_wait_s"].flags.writeable  # built per step
