@@ -119,6 +119,18 @@ def server_view(obs: np.ndarray) -> np.ndarray:
     return obs[..., SERVERS_AT:-2].reshape(*obs.shape[:-1], -1, SERVER_FEATURES)
 
 
+def episode_kpis(delays: np.ndarray, energies: np.ndarray, missed: np.ndarray, w: float) -> dict[str, float]:
+    """The KPIs of one finished episode from its tasks' delays (s), energies (J) and misses."""
+    return {
+        "tasks": float(len(delays)),
+        "delay_mean_s": float(delays.mean()),
+        "delay_p95_s": float(np.quantile(delays, 0.95)),
+        "deadline_miss_ratio": float(np.mean(missed)),
+        "energy_per_task_j": float(energies.mean()),
+        "preference": float(w),
+    }
+
+
 def check_invalid_action_options(invalid_action: str, penalty: float) -> float:
     """Validate the masked-action handling options; returns the penalty as a float."""
     if invalid_action not in ("reject", "raise"):
@@ -234,6 +246,7 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         """The observation of one task from a live system's metrics (the keys of ``info["metrics"]``,
         per-server values as lists or arrays); the same encoder the env uses."""
         batched = {k: np.asarray(metrics[k])[None] for k in METRIC_KEYS}
+        batched["device_type"] = batched["device_type"].astype(np.int64)  # JSON may carry it as 1.0
         return encode_mec_observation(batched, self.config)[0]
 
     def _encode(self, m: dict[str, Any], c: Any, i: int) -> np.ndarray:
@@ -294,7 +307,12 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
 
     def _reject(self, message: str):
         """A masked action is not executed: the task stays pending, the reward is the penalty."""
-        gym.logger.warn(f"{type(self).__name__}: {message} (rejected; see action_masks())")
+        if not getattr(self, "_warned_reject", False):  # once per env: training would flood the log
+            self._warned_reject = True
+            gym.logger.warn(
+                f"{type(self).__name__}: {message} (rejected; see action_masks(); later rejections "
+                "are reported only in info['rejected_action'])"
+            )
         obs, info = self._observe()
         # the same task again: fresh copies of the arrays that the last info may share
         m = info["metrics"]
@@ -329,14 +347,7 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         self._episode.append((delay, energy, missed))
         if done:
             d, e, miss = (np.array(x, dtype=float) for x in zip(*self._episode, strict=True))
-            info["episode_kpis"] = {
-                "tasks": float(len(d)),
-                "delay_mean_s": float(d.mean()),
-                "delay_p95_s": float(np.quantile(d, 0.95)),
-                "deadline_miss_ratio": float(miss.mean()),
-                "energy_per_task_j": float(e.mean()),
-                "preference": w,
-            }
+            info["episode_kpis"] = episode_kpis(d, e, miss, w)
         return obs, reward, False, done, info
 
     def render(self) -> str | None:

@@ -18,6 +18,7 @@ from .edge.system import MecBatch
 from .mec_offload import (
     check_invalid_action_options,
     encode_mec_observation,
+    episode_kpis,
     observation_size,
     scenario_config,
     system_metrics,
@@ -61,6 +62,9 @@ class MecOffloadVectorEnv(VectorEnv):
             self._rng = np.random.default_rng(seed)
         self.system.reset(self._rng)
         self._started = True
+        tasks = self.config.episode_tasks
+        self._episode = np.zeros((3, self.num_envs, tasks))  # delay, energy, missed of each task so far
+        self._episode_len = np.zeros(self.num_envs, dtype=np.int64)
         return self._obs(), {}
 
     def _obs(self) -> np.ndarray:
@@ -95,8 +99,18 @@ class MecOffloadVectorEnv(VectorEnv):
             "deadline_missed": missed & valid,
             "rejected_action": ~valid,
         }
+        rows = np.flatnonzero(valid)
+        slot = np.minimum(self._episode_len[rows], self.config.episode_tasks - 1)
+        self._episode[:, rows, slot] = (delay[rows], energy[rows], missed[rows])
+        self._episode_len[rows] += 1
         if truncated.any():
             rows = np.flatnonzero(truncated)
+            kpis = np.empty(self.num_envs, dtype=object)
+            for i in rows:
+                d, e, miss = self._episode[:, i, : self._episode_len[i]]
+                kpis[i] = episode_kpis(d, e, miss, w[i])
+            infos["episode_kpis"], infos["_episode_kpis"] = kpis, truncated.copy()
+            self._episode_len[rows] = 0
             infos["final_obs"] = obs.copy()
             infos["_final_obs"] = truncated.copy()
             self.system.reset(self._rng, rows)
@@ -134,8 +148,11 @@ class SB3VecEnvAdapter:
                 dones = terms | truncs
                 out = [{} for _ in range(self.num_envs)]
                 final = infos.get("final_obs")
+                kpis = infos.get("episode_kpis")
                 for i in np.flatnonzero(dones):
                     out[i]["terminal_observation"] = final[i] if final is not None else obs[i]
+                    if kpis is not None and kpis[i] is not None:
+                        out[i]["episode_kpis"] = kpis[i]
                     out[i]["TimeLimit.truncated"] = bool(truncs[i] and not terms[i])
                 return obs, rewards.astype(np.float32), dones, out
 

@@ -77,6 +77,10 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
     def encode(metrics: Mapping[str, float]) -> np.ndarray:
         raise NotImplementedError
 
+    def observation_from_metrics(self, metrics: Mapping[str, float]) -> np.ndarray:
+        """The observation a live system's metrics give (the keys of ``info["metrics"]``)."""
+        return self.encode(metrics)
+
     def action_masks(self) -> np.ndarray:
         """Every action of the menu is valid in these envs (kept for MaskablePPO)."""
         return np.ones(self.action_space.n, dtype=bool)

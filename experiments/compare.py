@@ -9,15 +9,23 @@ import gymnasium as gym
 import numpy as np
 
 from servegym import baselines
+from servegym.controller import Controller
 
 KPI_COLUMNS = (
     ("return", "return"),
+    # serving envs
     ("slo_attainment", "SLO att."),
     ("goodput_requests_per_s", "goodput/s"),
     ("ttft_p50_s", "TTFT p50"),
     ("tbt_p99_s", "TBT p99"),
     ("e2e_mean_s", "E2E mean"),
+    # MEC envs
+    ("delay_mean_s", "delay mean s"),
+    ("delay_p95_s", "delay p95 s"),
+    ("deadline_miss_ratio", "miss ratio"),
+    ("energy_per_task_j", "energy/task J"),
 )
+"""(KPI key, column label); a table shows the columns its results have."""
 
 
 @dataclass
@@ -77,10 +85,17 @@ def compare(
     env_id: str, controllers: Sequence[str], seeds: Sequence[int], **env_kwargs
 ) -> list[EpisodeResult]:
     """Every controller (registry names) on the same scenario and seeds."""
+    return compare_controllers(env_id, controllers, seeds, **env_kwargs)
+
+
+def compare_controllers(
+    env_id: str, controllers: Sequence[str | Controller], seeds: Sequence[int], **env_kwargs
+) -> list[EpisodeResult]:
+    """Controllers (registry names or objects, e.g. a LearnedController) on the same scenario and seeds."""
     env = gym.make(env_id, **env_kwargs)
     results = []
-    for name in controllers:
-        controller = make_controller(name, env)
+    for item in controllers:
+        controller = make_controller(item, env) if isinstance(item, str) else item
         for seed in seeds:
             results.append(EpisodeResult(controller.name, seed, run_episode(env, controller, seed)))
     return results
@@ -89,14 +104,16 @@ def compare(
 def format_table(results: Sequence[EpisodeResult]) -> str:
     """Mean (± standard deviation over seeds) of each KPI per controller."""
     names = list(dict.fromkeys(r.controller for r in results))
-    head = f"{'controller':26s}" + "".join(f"{label:>18s}" for _, label in KPI_COLUMNS)
+    columns = [(key, label) for key, label in KPI_COLUMNS if any(key in r.kpis for r in results)]
+    width = max([26, *(len(n) + 2 for n in names)])
+    head = f"{'controller':{width}s}" + "".join(f"{label:>18s}" for _, label in columns)
     lines = [head, "-" * len(head)]
     for name in names:
         rows = [r.kpis for r in results if r.controller == name]
         cells = []
-        for key, _ in KPI_COLUMNS:
-            values = np.array([row[key] for row in rows], dtype=float)
+        for key, _ in columns:
+            values = np.array([row.get(key, np.nan) for row in rows], dtype=float)
             mean, std = np.nanmean(values), np.nanstd(values)
             cells.append(f"{mean:10.3f} ± {std:5.3f}" if len(values) > 1 else f"{mean:18.3f}")
-        lines.append(f"{name:26s}" + "".join(f"{c:>18s}" for c in cells))
+        lines.append(f"{name:{width}s}" + "".join(f"{c:>18s}" for c in cells))
     return "\n".join(lines)

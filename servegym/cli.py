@@ -224,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--seed", type=int, default=0, help="first seed")
     cmp_.add_argument("--horizon", type=float, default=0.0, help="simulated seconds (0: the preset's)")
     cmp_.set_defaults(func=_cmd_compare)
+
+    from .cli_agents import add_agent_commands
+
+    add_agent_commands(sub)
     return parser
 
 

@@ -233,6 +233,17 @@ def test_masked_action_is_rejected_not_executed(penalty):
     assert reward > -10 and env.unwrapped.system.tasks_done[0] == 3
 
 
+def test_rejections_warn_once_per_env():
+    env = MecOffloadEnv(num_edges=1)
+    env.reset(seed=0)
+    with pytest.warns(UserWarning, match="later rejections are reported only in info"):
+        env.step(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, _, _, _, info = env.step(5)
+    assert "masked" in info["rejected_action"]
+
+
 def test_masked_action_raises_with_invalid_action_raise():
     env = MecOffloadEnv(num_edges=2, invalid_action="raise", edge_distance_m=(50.0, 60.0))
     env.reset(seed=0)
@@ -252,7 +263,8 @@ def test_dnn_split_masks_layers_beyond_the_dnn():
         mask = env.action_masks()
         np.testing.assert_array_equal(mask, np.arange(env.action_space.n) <= layers)
         if layers < env.action_space.n - 1:
-            with pytest.warns(UserWarning):
+            with warnings.catch_warnings():  # warned once per env (see the next test)
+                warnings.simplefilter("ignore")
                 _, reward, *_, info = env.step(env.action_space.n - 1)
             assert reward == -1.0 and f"the DNN has {layers}" in info["rejected_action"]
         env.step(int(layers))

@@ -302,3 +302,26 @@ def test_sb3_learns_on_the_adapter(algo):
     kwargs = {"action_masks": np.stack(venv.env_method("action_masks"))} if algo == "MaskablePPO" else {}
     actions, _ = model.predict(obs, **kwargs)
     assert actions.shape == (N,) and venv.action_space.contains(int(actions[0]))
+
+
+def test_vector_env_reports_the_scalar_envs_episode_kpis() -> None:
+    import gymnasium as gym
+
+    from servegym.envs.mec_vector import MecOffloadVectorEnv, make_sb3_vec_env
+
+    env = gym.make("servegym/MecOffload-v0").unwrapped
+    vec = MecOffloadVectorEnv(1)
+    env.reset(seed=5)
+    vec.reset(seed=5)
+    for _ in range(100):
+        action = int(np.flatnonzero(env.action_masks())[-1])
+        _, _, _, truncated, info = env.step(action)
+        _, _, _, vec_truncated, vec_info = vec.step(np.array([action]))
+    assert truncated and vec_truncated[0]
+    assert vec_info["episode_kpis"][0] == info["episode_kpis"]
+    sb3 = make_sb3_vec_env(3)
+    sb3.reset()
+    for _ in range(100):
+        masks = np.stack(sb3.env_method("action_masks"))
+        _, _, dones, infos = sb3.step(masks.argmax(axis=1))
+    assert dones.all() and all(i["episode_kpis"]["tasks"] == 100 for i in infos)

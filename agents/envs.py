@@ -1,0 +1,69 @@
+"""Vectorised training and evaluation envs for SB3, with servegym's held-out scenarios."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, VecNormalize
+
+import servegym  # noqa: F401 - registers the ids
+
+HELD_OUT_SCENARIOS: dict[str, tuple[str, ...]] = {
+    "servegym/ChunkedPrefill-v0": ("llama3-8b-a100-chat-relaxed", "qwen2.5-7b-h100-bursty"),
+    "servegym/SpecDecode-v0": ("llama2-7b-68m-highload-short", "llama3-8b-1b-code"),
+    "servegym/MecOffload-v0": ("multi-edge-busy", "far-cell"),
+    "servegym/DnnSplit-v0": ("multi-edge-busy", "far-cell"),
+}
+"""Presets an agent is scored on during training (never its training scenario)."""
+
+BATCHED = {"servegym/MecOffload-v0"}
+"""Ids whose numpy-batched vector env trains in one process (an SB3 adapter over it)."""
+
+
+def check_env_id(env_id: str) -> None:
+    if env_id not in gym.registry:
+        ours = sorted(k for k in gym.registry if k.startswith("servegym/"))
+        raise ValueError(f"unknown env id {env_id!r}; servegym's ids: {', '.join(ours)}")
+
+
+def make_train_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any]) -> VecEnv:
+    """``n_envs`` copies of the env in one process, episode statistics recorded."""
+    check_env_id(env_id)
+    if env_id in BATCHED:
+        from servegym.envs.mec_vector import make_sb3_vec_env
+
+        venv = make_sb3_vec_env(n_envs, **env_kwargs)
+        venv.seed(seed)
+        return VecMonitor(venv)
+    # DummyVecEnv: SubprocVecEnv is slower than in-process envs for these cheap envs on 2 cores
+    return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv)
+
+
+def eval_scenarios(env_id: str, train_scenario: str | None, requested: Sequence[str] | None) -> list[str]:
+    """The held-out scenarios to score on: the requested ones, else the defaults minus the training one."""
+    if requested:
+        return list(requested)
+    return [s for s in HELD_OUT_SCENARIOS.get(env_id, ()) if s != train_scenario] or [train_scenario or ""]
+
+
+def make_eval_env(
+    env_id: str, scenarios: Sequence[str], seed: int, env_kwargs: dict[str, Any], normalize: bool
+) -> VecEnv:
+    """One env per held-out scenario (``""`` = the env's default); frozen normalisation if used."""
+    kwargs = {k: v for k, v in env_kwargs.items() if k != "scenario"}
+    fns = [_env_fn(env_id, {**kwargs, **({"scenario": s} if s else {})}) for s in scenarios]
+    venv = VecMonitor(DummyVecEnv(fns))
+    venv.seed(seed)
+    if normalize:
+        venv = VecNormalize(venv, training=False, norm_reward=False)
+    return venv
+
+
+def _env_fn(env_id: str, kwargs: dict[str, Any]):
+    def make() -> gym.Env:
+        return gym.make(env_id, **kwargs)
+
+    return make

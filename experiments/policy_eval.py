@@ -1,0 +1,66 @@
+"""A trained policy beside the env's heuristics on the same scenario and seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from servegym import baselines
+from servegym.agents.controller import LearnedController
+
+from .compare import EpisodeResult, compare_controllers, format_table
+
+BEST_OF_KEY = "return"
+
+
+def heuristic_names(env_id: str) -> list[str]:
+    """Every registered non-oracle heuristic of the env (``fixed-budget`` needs an argument)."""
+    return [n for n in baselines.list(env_id) if "oracle" not in n and n != "fixed-budget"]
+
+
+def evaluate_model(
+    model: str | Path | LearnedController,
+    env_id: str | None = None,
+    *,
+    scenario: str | None = None,
+    episodes: int = 3,
+    seed: int = 1000,
+    env_kwargs: dict[str, Any] | None = None,
+    heuristics: Sequence[str] | None = None,
+) -> tuple[list[EpisodeResult], str]:
+    """Episodes of the policy and of each heuristic on the same seeds; returns them and the best
+    heuristic's name (highest mean return)."""
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    controller = (
+        model if isinstance(model, LearnedController) else LearnedController.load(model, env_id=env_id)
+    )
+    env_id = env_id or controller.metadata.env_id
+    if env_id != controller.metadata.env_id:
+        raise ValueError(f"the policy was trained on {controller.metadata.env_id}, not {env_id}")
+    kwargs = {**controller.metadata.env_kwargs, **(env_kwargs or {})}
+    if scenario:
+        kwargs["scenario"] = scenario
+    seeds = range(seed, seed + episodes)
+    names = list(heuristics) if heuristics is not None else heuristic_names(env_id)
+    results = compare_controllers(env_id, [controller, *names], seeds, **kwargs)
+    best = best_controller([r for r in results if r.controller != controller.name])
+    return results, best
+
+
+def best_controller(results: Sequence[EpisodeResult]) -> str:
+    names = list(dict.fromkeys(r.controller for r in results))
+    means = {n: np.mean([r.kpis[BEST_OF_KEY] for r in results if r.controller == n]) for n in names}
+    return max(means, key=means.get)
+
+
+def format_comparison(
+    results: Sequence[EpisodeResult], policy: str, best: str, everything: bool = False
+) -> str:
+    """The policy and the best heuristic (or every controller), best heuristic marked."""
+    shown = results if everything else [r for r in results if r.controller in (policy, best)]
+    table = format_table(shown)
+    return table.replace(f"\n{best} ", f"\n{best}*", 1) + "\n* best heuristic by mean return"

@@ -1,0 +1,207 @@
+"""The agent commands of ``servegym``: train, evaluate, export, serve-policy, quickstart."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ALGO_NAMES = ("ppo", "a2c", "dqn", "qrdqn", "trpo", "maskable_ppo", "ppo_lstm", "sac", "td3")
+"""servegym.agents.algos.ALGOS' keys, spelled out so ``--help`` need not import torch (tested)."""
+QUICKSTART_ENV = "servegym/MecOffload-v0"
+QUICKSTART_TIMESTEPS = 200_000
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from servegym.agents.train import parse_key_values, train
+
+    result = train(
+        args.env_id,
+        args.algo,
+        timesteps=args.timesteps,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        out=args.out,
+        scenario=args.scenario,
+        env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
+        conf_file=args.conf_file,
+        hyperparams=parse_key_values(args.hyperparams, "--hyperparams"),
+        eval_scenarios_=args.eval_scenarios,
+        eval_freq=args.eval_freq,
+        eval_episodes=args.eval_episodes,
+        checkpoint_freq=args.checkpoint_freq,
+        resume=args.resume,
+        progress_bar=not args.no_progress,
+        verbose=args.verbose,
+        torch_threads=args.torch_threads,
+    )
+    print(f"trained {result.timesteps:,} steps in {result.seconds:.0f} s")
+    print(f"model:       {result.model_path}")
+    if result.best_model_path:
+        print(f"best model:  {result.best_model_path} (held-out scenarios)")
+    print(f"config:      {result.out / 'config.yml'}")
+    print(f"TensorBoard: tensorboard --logdir {result.tensorboard_dir}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from servegym.agents.controller import LearnedController
+    from servegym.agents.train import parse_key_values
+    from servegym.experiments.policy_eval import evaluate_model, format_comparison
+
+    controller = LearnedController.load(args.model, env_id=args.env, vecnormalize=args.vecnormalize)
+    results, best = evaluate_model(
+        controller,
+        args.env,
+        scenario=args.scenario,
+        episodes=args.episodes,
+        seed=args.seed,
+        env_kwargs=parse_key_values(args.env_kwargs, "--env-kwargs"),
+    )
+    scenario = args.scenario or controller.metadata.env_kwargs.get("scenario", "default")
+    print(
+        f"{controller.metadata.env_id}, scenario {scenario}, {args.episodes} episode(s) from seed {args.seed}"
+    )
+    print(format_comparison(results, controller.name, best, everything=args.all))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from servegym.agents.export import export_model
+
+    report = export_model(
+        args.model, args.onnx, args.numpy, env_id=args.env, vecnormalize=args.vecnormalize, check=args.check
+    )
+    for out in report.outputs:
+        agree = report.agreement.get(out.name)
+        checked = (
+            f"; same action as SB3 on {agree:.1%} of {report.checked} random observations"
+            if agree is not None
+            else ""
+        )
+        print(f"wrote {out}{checked}")
+    if any(a < 1.0 for a in report.agreement.values()):
+        print("warning: an export disagrees with the SB3 policy (float32 near-ties or an unsupported layer)")
+        return 1
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from servegym.agents.controller import LearnedController
+    from servegym.agents.service import serve
+
+    controller = LearnedController.load(args.model, env_id=args.env, vecnormalize=args.vecnormalize)
+    print(
+        f"serving {controller.name} for {controller.metadata.env_id} on http://{args.host}:{args.port} "
+        "(POST /act, GET /policy, GET /health)"
+    )
+    serve(controller, args.host, args.port)
+    return 0
+
+
+def _cmd_quickstart(args: argparse.Namespace) -> int:
+    from servegym.agents.controller import LearnedController
+    from servegym.agents.train import train
+    from servegym.experiments.policy_eval import evaluate_model, format_comparison
+
+    out = Path(args.out)
+    print(f"training PPO on {args.env} for {args.timesteps:,} steps -> {out}")
+    result = train(
+        args.env,
+        "ppo",
+        timesteps=args.timesteps,
+        seed=args.seed,
+        out=out,
+        progress_bar=not args.no_progress,
+        checkpoint_freq=0,
+    )
+    model = result.best_model_path or result.model_path
+    controller = LearnedController.load(model)
+    results, best = evaluate_model(controller, episodes=args.episodes, seed=1000)
+    scenario = controller.metadata.env_kwargs.get("scenario", "default")
+    print(
+        f"\n{args.env}, scenario {scenario}: the trained policy and every heuristic, "
+        f"{args.episodes} unseen seeds (mean ± std)"
+    )
+    print(format_comparison(results, controller.name, best, everything=True))
+    print(f"\ntrained in {result.seconds:.0f} s; model {model}")
+    print(f"TensorBoard logs: tensorboard --logdir {result.tensorboard_dir}")
+    return 0
+
+
+def add_agent_commands(sub) -> None:
+    algos = ", ".join(ALGO_NAMES)
+    tr = sub.add_parser(
+        "train",
+        help="train an SB3 agent on a servegym env",
+        description="Train an SB3 / sb3-contrib agent; hyperparameters from rl_zoo3-format YAML.",
+    )
+    tr.add_argument("env_id", help="e.g. servegym/ChunkedPrefill-v0")
+    tr.add_argument("--algo", default="ppo", help=f"one of {algos} (recurrent_ppo = ppo_lstm)")
+    tr.add_argument("--timesteps", type=int, help="total env steps (default: the YAML's n_timesteps)")
+    tr.add_argument("--n-envs", type=int, help="parallel envs (default: the YAML's n_envs)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", help="run directory (default: runs/<algo>_<env>_<seed>)")
+    tr.add_argument("--scenario", help="training scenario preset (default: the env's default)")
+    tr.add_argument("--env-kwargs", nargs="+", metavar="KEY:VALUE", help="env arguments, e.g. load:0.9")
+    tr.add_argument(
+        "--hyperparams", nargs="+", metavar="KEY:VALUE", help="override YAML entries, e.g. n_steps:128"
+    )
+    tr.add_argument(
+        "--conf-file", help="hyperparameter YAML (default: servegym's agents/hyperparams/<algo>.yml)"
+    )
+    tr.add_argument("--eval-scenarios", nargs="+", help="held-out presets scored during training")
+    tr.add_argument(
+        "--eval-freq", type=int, help="env steps between evaluations (0: none; default: 10 per run)"
+    )
+    tr.add_argument("--eval-episodes", type=int, default=1, help="episodes per held-out scenario")
+    tr.add_argument(
+        "--checkpoint-freq", type=int, help="env steps between checkpoints (0: none; default: 5 per run)"
+    )
+    tr.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument(
+        "--torch-threads", type=int, default=1, help="torch CPU threads (1 is fastest for small MLPs)"
+    )
+    tr.add_argument("--verbose", type=int, default=0)
+    tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("evaluate", help="a trained policy's KPIs beside the env's best heuristic")
+    ev.add_argument("model", help="model.zip, .onnx or .npz")
+    ev.add_argument("--env", help="env id (default: the model's)")
+    ev.add_argument("--scenario", help="scenario preset (default: the training scenario)")
+    ev.add_argument("--episodes", type=int, default=3)
+    ev.add_argument("--seed", type=int, default=1000, help="first episode seed")
+    ev.add_argument("--env-kwargs", nargs="+", metavar="KEY:VALUE")
+    ev.add_argument("--all", action="store_true", help="show every heuristic, not just the best")
+    ev.add_argument("--vecnormalize", help="VecNormalize pickle for an SB3 zip not trained by servegym")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    ex = sub.add_parser(
+        "export", help="export a trained policy to ONNX and/or numpy (normalisation and masking inside)"
+    )
+    ex.add_argument("model", help="an SB3 model.zip")
+    ex.add_argument("--onnx", metavar="OUT", help="write an ONNX file")
+    ex.add_argument("--numpy", metavar="OUT", help="write a pure-numpy .npz policy")
+    ex.add_argument("--env", help="env id, for an SB3 zip not trained by servegym")
+    ex.add_argument("--vecnormalize", help="VecNormalize pickle, for an SB3 zip not trained by servegym")
+    ex.add_argument("--check", type=int, default=1000, help="random observations compared with SB3 (0: skip)")
+    ex.set_defaults(func=_cmd_export)
+
+    sp = sub.add_parser("serve-policy", help="answer JSON metrics with JSON actions over HTTP")
+    sp.add_argument("model", help="model.zip, .onnx or .npz")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--env", help="env id, for an SB3 zip not trained by servegym")
+    sp.add_argument("--vecnormalize", help="VecNormalize pickle, for an SB3 zip not trained by servegym")
+    sp.set_defaults(func=_cmd_serve)
+
+    qs = sub.add_parser(
+        "quickstart", help="train a small agent and compare it with the heuristics (a few minutes)"
+    )
+    qs.add_argument("--env", default=QUICKSTART_ENV)
+    qs.add_argument("--timesteps", type=int, default=QUICKSTART_TIMESTEPS)
+    qs.add_argument("--episodes", type=int, default=5, help="evaluation episodes (unseen seeds)")
+    qs.add_argument("--seed", type=int, default=0)
+    qs.add_argument("--out", default="runs/quickstart")
+    qs.add_argument("--no-progress", action="store_true")
+    qs.set_defaults(func=_cmd_quickstart)
