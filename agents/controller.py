@@ -14,12 +14,17 @@ from typing import Any
 import numpy as np
 
 from .bundle import Normalization, PolicyMetadata, read_zip_metadata
+from .mlp import masked_argmax
 
 Backend = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (obs [B, n], masks [B, A]) -> actions [B]
 
 
 class LearnedController:
-    """``act(obs, info)`` for simulators, ``act_from_metrics(metrics)`` for live systems."""
+    """``act(obs, info)`` for simulators, ``act_from_metrics(metrics)`` for live systems.
+
+    Not thread-safe (a recurrent policy's state and the numpy path's buffers are per instance):
+    give each thread its own controller, or serialise calls (as ``servegym serve-policy`` does).
+    """
 
     def __init__(
         self,
@@ -31,6 +36,7 @@ class LearnedController:
         self._backend, self.metadata, self.name = backend, metadata, name
         self._reset_fn = reset_fn
         self._encoder: Callable[[Mapping[str, Any]], np.ndarray] | None = None
+        self._row_scores: Callable[[np.ndarray], np.ndarray] | None = None  # one-observation fast path
         self.obs_size = int(np.prod(metadata.obs_shape))
 
     # -- loading -----------------------------------------------------------------------------
@@ -52,7 +58,9 @@ class LearnedController:
             from .mlp import MlpPolicyArrays
 
             arrays = MlpPolicyArrays.load_npz(path)
-            return cls(_scores_backend(arrays.scores), arrays.metadata, f"{path.name} (numpy)")
+            controller = cls(_scores_backend(arrays.scores), arrays.metadata, f"{path.name} (numpy)")
+            controller._row_scores = arrays.scores_row
+            return controller
         raise ValueError(f"{path}: unknown model format {suffix!r}; expected .zip (SB3), .onnx or .npz")
 
     @classmethod
@@ -126,6 +134,11 @@ class LearnedController:
         if not np.isfinite(x.sum()):
             raise ValueError("observation contains NaN or infinite values")
         mask = info.get("action_mask") if info else None
+        if self._row_scores is not None:
+            scores = self._row_scores(x.reshape(-1))
+            if mask is None:
+                return int(scores.argmax())
+            return int(masked_argmax(scores[None], _row(mask, self.metadata))[0])
         return int(self._backend(x.reshape(1, -1), None if mask is None else _row(mask, self.metadata))[0])
 
     def act_batch(self, obs: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
@@ -178,8 +191,6 @@ def observation_encoder(
 
 
 def _scores_backend(scores: Callable[[np.ndarray], np.ndarray]) -> Backend:
-    from .mlp import masked_argmax
-
     def act(obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
         return masked_argmax(scores(obs), masks)
 

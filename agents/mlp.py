@@ -61,6 +61,7 @@ class MlpPolicyArrays:
             (np.ascontiguousarray(w.T), b, act)
             for w, b, act in zip(self.weights, self.biases, [*self.activations, ""], strict=True)
         ]
+        self._row_buffers = [np.empty(n_in, np.float32)] + [np.empty(len(b), np.float32) for b in self.biases]
 
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """[B, n_actions] float32 scores of raw (unnormalised) observations [B, n_obs]."""
@@ -71,6 +72,21 @@ class MlpPolicyArrays:
         for wt, b, activation in self._layers:
             x = x @ wt
             x += b
+            if activation:
+                x = _np_activation(activation, x)
+        return x
+
+    def scores_row(self, obs: np.ndarray) -> np.ndarray:
+        """``scores`` of one float32 observation [n_obs] -> [n_actions], into preallocated buffers
+        (about half the time for one decision; not thread-safe: the returned array is reused)."""
+        buffers = self._row_buffers
+        x = np.subtract(obs, self.mean, out=buffers[0])
+        np.multiply(x, self.scale, out=x)
+        np.minimum(x, self.clip, out=x)
+        np.maximum(x, -self.clip, out=x)
+        for (wt, b, activation), out in zip(self._layers, buffers[1:], strict=True):
+            x = np.matmul(x, wt, out=out)
+            np.add(x, b, out=x)
             if activation:
                 x = _np_activation(activation, x)
         return x

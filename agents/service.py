@@ -8,6 +8,8 @@ the policy, ``GET /health`` is a liveness probe. Binds to loopback by default.
 
 from __future__ import annotations
 
+import threading
+
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +32,7 @@ class ActResponse(BaseModel):
 
 def create_app(controller: LearnedController) -> FastAPI:
     meta = controller.metadata
+    lock = threading.Lock()  # FastAPI runs sync endpoints in a thread pool; a controller is not thread-safe
     app = FastAPI(title="servegym policy", description=f"{controller.name} for {meta.env_id}")
 
     @app.get("/health")
@@ -55,11 +58,12 @@ def create_app(controller: LearnedController) -> FastAPI:
                 400, "give exactly one of 'obs' (a list of numbers) and 'metrics' (an object)"
             )
         try:
-            if request.obs is not None:
-                info = {"action_mask": request.action_mask} if request.action_mask is not None else None
-                action = controller.act(request.obs, info)
-            else:
-                action = controller.act_from_metrics(request.metrics, request.action_mask)
+            with lock:
+                if request.obs is not None:
+                    mask = request.action_mask
+                    action = controller.act(request.obs, None if mask is None else {"action_mask": mask})
+                else:
+                    action = controller.act_from_metrics(request.metrics, request.action_mask)
         except ValueError as err:
             raise HTTPException(400, str(err)) from err
         return ActResponse(action=action)

@@ -11,6 +11,7 @@ seeds. Writes benchmarks/results/learning_curves.md and .png. Wall times are for
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -24,11 +25,12 @@ from servegym.agents.train import train
 from servegym.experiments.policy_eval import evaluate_model
 
 BUDGETS = {
-    "servegym/MecOffload-v0": 300_000,
+    "servegym/MecOffload-v0": 3_000_000,
     "servegym/DnnSplit-v0": 200_000,
     "servegym/ChunkedPrefill-v0": 300_000,
     "servegym/SpecDecode-v0": 300_000,
 }
+EVAL_EPISODES = {"servegym/MecOffload-v0": 10, "servegym/DnnSplit-v0": 10}  # short, high-variance episodes
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -43,7 +45,7 @@ def run(env_id: str, timesteps: int, seed: int, runs: Path) -> dict:
         out=out,
         eval_scenarios_=[""],
         eval_freq=max(timesteps // 15, 1),
-        eval_episodes=2,
+        eval_episodes=EVAL_EPISODES.get(env_id, 2),
         checkpoint_freq=0,
     )
     wall = time.perf_counter() - start
@@ -117,7 +119,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default="runs/learning_curves")
     args = parser.parse_args()
-    rows = []
+    saved = RESULTS / "learning_curves.json"  # rows of earlier runs, so one env can be rerun alone
+    by_env = {r["env_id"]: r for r in json.loads(saved.read_text())} if saved.exists() else {}
     for env_id in args.envs:
         row = run(env_id, args.timesteps or BUDGETS[env_id], args.seed, Path(args.runs))
         print(
@@ -125,7 +128,9 @@ def main() -> None:
             f"after {row['timesteps']:,} steps in {row['wall_s'] / 60:.1f} min",
             flush=True,
         )
-        rows.append(row)
+        by_env[env_id] = row
+        rows = [by_env[e] for e in BUDGETS if e in by_env]
+        saved.write_text(json.dumps(rows, indent=1, default=float))
         write_report(rows)
 
 

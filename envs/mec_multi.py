@@ -98,8 +98,9 @@ class MecOffloadParallelEnv(ParallelEnv):
 
     ## Observation Space
     Per agent the `MecOffload-v0` observation of its own pending task:
-    `Box(0, 1, (4 + 3 + 1 + 13 (max_edges + 1) + 2,), float32)`. `state()` concatenates every
-    agent's observation (for centralised critics).
+    `Box(0, 1, (4 + 3 + 1 + 13 (max_edges + 1) + 2 + 2 (max_edges + 2),), float32)`, including the
+    per-action delay/energy estimates. `state()` concatenates every agent's observation (for
+    centralised critics).
 
     ## Rewards
     Per agent the `MecOffload-v0` reward of its own task,

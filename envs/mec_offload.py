@@ -18,15 +18,33 @@ SERVERS_AT = 4 + MAX_DEVICE_TYPES + 1  # after the task, the device type and the
 
 
 METRIC_KEYS = (
-    "task_bits", "deadline_s", "local_time_s", "local_energy_j", "device_type", "local_wait_s",
-    "edge_exists", "cloud_speed", "edge_speed", "rates_bps", "edge_wait_s", "edge_queued",
-    "edge_histogram", "preference",
+    "task_bits",
+    "deadline_s",
+    "local_time_s",
+    "local_energy_j",
+    "device_type",
+    "local_wait_s",
+    "edge_exists",
+    "cloud_speed",
+    "edge_speed",
+    "rates_bps",
+    "edge_wait_s",
+    "edge_queued",
+    "edge_histogram",
+    "preference",
+    "delay_estimate_s",
+    "energy_estimate_j",
 )
 """The metrics ``encode_mec_observation`` reads."""
 
 
+def estimates_at(config: MecConfig) -> int:
+    """Index of the per-action estimates (delay, then energy; after the preference)."""
+    return SERVERS_AT + SERVER_FEATURES * (config.max_edges + 1) + 2
+
+
 def observation_size(config: MecConfig) -> int:
-    return 4 + MAX_DEVICE_TYPES + 1 + SERVER_FEATURES * (config.max_edges + 1) + 2
+    return estimates_at(config) + 2 * (config.max_edges + 2)
 
 
 def system_metrics(system: MecBatch) -> dict[str, np.ndarray]:
@@ -99,7 +117,7 @@ def encode_mec_observation(m: dict[str, np.ndarray], config: MecConfig) -> np.nd
     obs[:, 4:7] = 0.0  # device type, one-hot
     obs[np.arange(b), 4 + np.minimum(m["device_type"], MAX_DEVICE_TYPES - 1)] = 1.0
     obs[:, 7] = np.minimum(m["local_wait_s"], 10.0) / 10.0
-    servers = server_view(obs)  # [B, cloud + edges, SERVER_FEATURES]
+    servers = server_view(obs, config.max_edges)  # [B, cloud + edges, SERVER_FEATURES]
     servers[:, 0, 0] = 1.0
     servers[:, 1:, 0] = m["edge_exists"]
     servers[:, 0, 1] = m["cloud_speed"] / 2.0
@@ -109,14 +127,18 @@ def encode_mec_observation(m: dict[str, np.ndarray], config: MecConfig) -> np.nd
     servers[:, 1:, 3] = np.minimum(m["edge_wait_s"], 10.0) / 10.0
     servers[:, 1:, 4] = m["edge_queued"] / QUEUE_SLOTS
     servers[:, 1:, 5:] = m["edge_histogram"] / QUEUE_SLOTS
-    obs[:, -2] = m["preference"]
-    obs[:, -1] = 1.0 - m["preference"]
+    at, n = estimates_at(config), config.max_edges + 2
+    obs[:, at - 2] = m["preference"]
+    obs[:, at - 1] = 1.0 - m["preference"]
+    obs[:, at : at + n] = m["delay_estimate_s"] / m["deadline_s"][:, None]  # inf (missing edge): 1
+    obs[:, at + n :] = m["energy_estimate_j"] / config.energy_ref_j
     return np.clip(obs, 0.0, 1.0, out=obs)
 
 
-def server_view(obs: np.ndarray) -> np.ndarray:
+def server_view(obs: np.ndarray, max_edges: int) -> np.ndarray:
     """The per-server block of observations ``[..., obs]`` as ``[..., cloud + edges, SERVER_FEATURES]``."""
-    return obs[..., SERVERS_AT:-2].reshape(*obs.shape[:-1], -1, SERVER_FEATURES)
+    end = SERVERS_AT + SERVER_FEATURES * (max_edges + 1)
+    return obs[..., SERVERS_AT:end].reshape(*obs.shape[:-1], -1, SERVER_FEATURES)
 
 
 def episode_kpis(delays: np.ndarray, energies: np.ndarray, missed: np.ndarray, w: float) -> dict[str, float]:
@@ -186,11 +208,14 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     `info["rejected_action"]` says why; with `invalid_action="raise"` it raises `ValueError`.
 
     ## Observation Space
-    `Box(0, 1, (4 + 3 + 1 + 13 (max_edges + 1) + 2,), float32)`: task (log10 bits / 10,
-    deadline, local time / deadline, local energy / E_ref), device type one-hot (3), local queue
-    wait; for the cloud and each edge slot: exists, speed / 2, log2(1 + rate/Mbps) / 16, queued
-    work (s) / 10, queued tasks / 8 and an 8-bin histogram of the queued tasks' remaining time
-    (0, 10, 20, 50, 100, 200, 500 ms, 1 s; GMORL's histogram encoding); preference (w, 1 - w).
+    `Box(0, 1, (4 + 3 + 1 + 13 (max_edges + 1) + 2 + 2 (max_edges + 2),), float32)`: task
+    (log10 bits / 10, deadline, local time / deadline, local energy / E_ref), device type one-hot
+    (3), local queue wait; for the cloud and each edge slot: exists, speed / 2,
+    log2(1 + rate/Mbps) / 16, queued work (s) / 10, queued tasks / 8 and an 8-bin histogram of the
+    queued tasks' remaining time (0, 10, 20, 50, 100, 200, 500 ms, 1 s; GMORL's histogram
+    encoding); preference (w, 1 - w); then, per action (local, cloud, edges), the system's
+    predicted delay / deadline and then device energy / E_ref (`info["metrics"]["delay_estimate_s"]`
+    and `["energy_estimate_j"]`), clipped to [0, 1] (a missing edge's delay, +inf, gives 1).
 
     ## Rewards
     `info["reward_vec"] = [-delay_s, -energy_j]`; the reward is
@@ -233,6 +258,8 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         self._mask = self.system.action_masks()[0]
         edges = SERVERS_AT + SERVER_FEATURES * np.arange(1, self.config.max_edges + 1)
         self._queue_entries = [slice(i + 3, i + SERVER_FEATURES) for i in edges.tolist()]
+        at = estimates_at(self.config)
+        self._delay_entries = slice(at, at + self.config.max_edges + 2)
         self._block: Any = None  # the system's block cache that _block_obs was encoded from
         self._block_obs = np.zeros((0, observation_size(self.config)), dtype=np.float32)
 
@@ -252,11 +279,13 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     def _encode(self, m: dict[str, Any], c: Any, i: int) -> np.ndarray:
         """``encode_mec_observation`` of the single-system metrics ``m`` of task ``i`` of the block
         ``c``: the block's tasks are encoded at once with empty queues, and the queue entries of
-        this task (local wait, edges with work left) are written into a copy of its row."""
+        this task (local wait, edges with work left, delay estimates) are written into a copy of its row."""
         if c is not self._block:
             n, edges = len(c.user), self.config.max_edges
             block = {
                 **c.metrics,
+                "delay_estimate_s": np.zeros((n, edges + 2)),  # depends on the queues: written per step
+                "energy_estimate_j": c.energy,
                 "local_wait_s": np.zeros(n),
                 "edge_exists": c.exists,
                 "edge_speed": c.speed,
@@ -273,6 +302,8 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         for e, wait, queued, row in self.system.queue_rows_one():
             hist = [h / QUEUE_SLOTS for h in row]
             obs[self._queue_entries[e]] = [min(wait, 10.0) / 10.0, queued / QUEUE_SLOTS, *hist]
+        # delays are >= 0, and clipping at 1 before rounding to float32 gives the batched path's bits
+        obs[self._delay_entries] = np.minimum(m["delay_estimate_s"] / m["deadline_s"], 1.0)
         return obs
 
     def action_masks(self) -> np.ndarray:
@@ -372,8 +403,9 @@ class DnnSplitEnv(MecOffloadEnv):
     device) while the uplink is in outage.
 
     ## Observation Space
-    The `MecOffload-v0` observation plus, per split point, the estimated delay / deadline
-    (clipped to 1) and device energy / E_ref (clipped to 1): `2 (L_max + 1)` more entries.
+    The `MecOffload-v0` observation (including its per-action offloading estimates) followed by,
+    per split point, the estimated delay / deadline (clipped to 1) and device energy / E_ref
+    (clipped to 1): `2 (L_max + 1)` more entries.
 
     ## Rewards, Episode End, Arguments, Version History
     As `MecOffload-v0` (v0: initial version).

@@ -24,7 +24,7 @@ def test_entries_are_split_into_zoo_keys_and_algorithm_kwargs() -> None:
     hp = load_hyperparams("ppo", "servegym/MecOffload-v0")
     assert hp.normalize == {"norm_obs": True, "norm_reward": False}
     assert hp.policy_kwargs == {"net_arch": {"pi": [128, 128], "vf": [128, 128]}}
-    assert "normalize" not in hp.algo_kwargs and hp.algo_kwargs["gamma"] == 0.9
+    assert "normalize" not in hp.algo_kwargs and hp.algo_kwargs["gamma"] == 0.5
     assert hp.model_kwargs()["policy_kwargs"] == hp.policy_kwargs
 
 

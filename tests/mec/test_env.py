@@ -16,7 +16,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import servegym  # noqa: F401  (registers the ids)
-from servegym.envs.mec_offload import PRESETS, DnnSplitEnv, MecOffloadEnv, observation_size
+from servegym.envs.mec_offload import PRESETS, DnnSplitEnv, MecOffloadEnv, estimates_at, observation_size
 
 MEC_ID, SPLIT_ID = "servegym/MecOffload-v0", "servegym/DnnSplit-v0"
 ENV_IDS = (MEC_ID, SPLIT_ID)
@@ -94,7 +94,7 @@ def test_spaces_and_info(env_id):
     obs, info = env.reset(seed=0)
     if env_id == MEC_ID:
         assert env.action_space == gym.spaces.Discrete(cfg.max_edges + 2) == gym.spaces.Discrete(12)
-        assert env.observation_space.shape == (observation_size(cfg),) == (4 + 3 + 1 + 13 * 11 + 2,)
+        assert env.observation_space.shape == (observation_size(cfg),) == (4 + 3 + 1 + 13 * 11 + 2 + 2 * 12,)
     else:
         layers = int(env.unwrapped.system.tables.num_layers.max())
         assert env.action_space == gym.spaces.Discrete(layers + 1)
@@ -105,6 +105,26 @@ def test_spaces_and_info(env_id):
     assert isinstance(reward, float) and not terminated and not truncated
     assert {"metrics", "action_mask", "reward_vec", "reward_terms", "reward_weights"} <= set(info)
     assert {"delay_s", "energy_j", "deadline_missed"} <= set(info)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_observation_carries_the_per_action_estimates(env_id):
+    """Per action: predicted delay / deadline and device energy / E_ref, clipped to [0, 1]."""
+    env = gym.make(env_id, arrival_rate=15.0)
+    cfg, rng = env.unwrapped.config, np.random.default_rng(1)
+    at, n = estimates_at(cfg), cfg.max_edges + 2
+    obs, info = env.reset(seed=2)
+    for _ in range(150):
+        m = info["metrics"]
+        with np.errstate(invalid="ignore"):
+            delay = np.clip(np.nan_to_num(m["delay_estimate_s"] / m["deadline_s"], posinf=1.0), 0, 1)
+        np.testing.assert_array_equal(obs[at : at + n], delay.astype(np.float32))
+        energy = np.clip(m["energy_estimate_j"] / cfg.energy_ref_j, 0, 1).astype(np.float32)
+        np.testing.assert_array_equal(obs[at + n : at + 2 * n], energy)
+        assert np.all(obs[at : at + 2 + cfg.max_edges][2:][~np.asarray(m["edge_exists"])] == 1.0)
+        obs, _, _, truncated, info = env.step(random_valid_action(env, rng))
+        if truncated:
+            obs, info = env.reset()
 
 
 # -- determinism, pickling -------------------------------------------------------------------------
@@ -345,7 +365,7 @@ def test_reward_is_the_preference_weighted_reward_vector(env_id, kwargs):
     ws = set()
     for _ in range(250):
         w = info["metrics"]["preference"]  # observed before the decision
-        pref = obs[observation_size(cfg) - 2 : observation_size(cfg)]  # DnnSplit appends split features
+        pref = obs[estimates_at(cfg) - 2 : estimates_at(cfg)]  # the estimates follow
         np.testing.assert_allclose(pref, [w, 1 - w], atol=1e-6)
         obs, reward, _, truncated, info = env.step(random_valid_action(env, rng))
         d, e = info["delay_s"], info["energy_j"]

@@ -11,7 +11,7 @@ from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
 from servegym.envs.mec_multi import MecOffloadParallelEnv, parallel_env
-from servegym.envs.mec_offload import encode_mec_observation, observation_size, system_metrics
+from servegym.envs.mec_offload import encode_mec_observation, estimates_at, observation_size, system_metrics
 
 
 def _no_warnings(fn, *args, **kwargs):
@@ -105,7 +105,7 @@ def test_agents_spaces_and_own_tasks():
     for name in ("preference", "num_edges", "edge_speed", "cloud_speed", "now", "edge_busy"):
         values = getattr(s, name)
         assert np.all(values == values[:1]), name
-    assert len({o[-2] for o in obs.values()}) == 1
+    assert len({o[estimates_at(env.config) - 2] for o in obs.values()}) == 1
     assert env.state().shape == (5 * size,) and env.state() in env.state_space
 
 

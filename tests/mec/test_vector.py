@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 import servegym  # noqa: F401  (registers the ids)
-from servegym.envs.mec_offload import MecOffloadEnv
+from servegym.envs.edge.system import MecConfig
+from servegym.envs.mec_offload import MecOffloadEnv, estimates_at
 from servegym.envs.mec_vector import MecOffloadVectorEnv, make_sb3_vec_env
 
 MEC_ID = "servegym/MecOffload-v0"
 N = 8
+PREF = estimates_at(MecConfig()) - 2  # the preference w
 LIGHT_LOCAL = {"preference": 0.5, "arrival_rate": 2.0, "num_users": 200}  # no local queueing
 
 
@@ -31,7 +33,7 @@ def test_make_vec_spaces_and_step():
     assert env.single_action_space == single.action_space
     assert env.action_space == gym.spaces.MultiDiscrete([12] * N)
     obs, info = env.reset(seed=0)
-    assert obs.shape == (N, 153) and obs.dtype == np.float32 and obs in env.observation_space
+    assert obs.shape == (N, 177) and obs.dtype == np.float32 and obs in env.observation_space
     assert isinstance(info, dict)
     masks = env.action_masks()
     assert masks.shape == (N, 12) and masks[:, 0].all()
@@ -54,13 +56,13 @@ def test_autoreset_after_100_tasks_with_final_obs():
     w_before = env.system.preference.copy()
     obs, _, terminated, truncated, info = env.step(local)
     assert truncated.all() and not terminated.any()
-    assert info["_final_obs"].all() and info["final_obs"].shape == (N, 153)
+    assert info["_final_obs"].all() and info["final_obs"].shape == (N, 177)
     assert all(row in env.single_observation_space for row in info["final_obs"])
     assert not np.array_equal(info["final_obs"], obs)  # the new episodes' first observations
-    np.testing.assert_allclose(info["final_obs"][:, -2], w_before, atol=1e-6)
+    np.testing.assert_allclose(info["final_obs"][:, PREF], w_before, atol=1e-6)
     assert (env.system.tasks_done == 0).all()
     assert not np.allclose(env.system.preference, w_before)  # re-drawn per episode
-    np.testing.assert_allclose(obs[:, -2], env.system.preference, atol=1e-6)
+    np.testing.assert_allclose(obs[:, PREF], env.system.preference, atol=1e-6)
     _, _, _, truncated, info = env.step(local)
     assert not truncated.any() and "final_obs" not in info
 
@@ -246,7 +248,7 @@ def test_sb3_adapter_protocol():
 
     venv = make_sb3_vec_env(N)
     assert isinstance(venv, VecEnv) and venv.num_envs == N
-    assert venv.observation_space.shape == (153,) and venv.action_space == gym.spaces.Discrete(12)
+    assert venv.observation_space.shape == (177,) and venv.action_space == gym.spaces.Discrete(12)
     venv.seed(3)
     obs = venv.reset()
     venv.seed(3)
@@ -259,11 +261,11 @@ def test_sb3_adapter_protocol():
     assert venv.env_is_wrapped(gym.Wrapper) == [False] * N
     for step in range(100):
         obs, rewards, dones, infos = venv.step(np.zeros(N, dtype=np.int64))
-        assert rewards.dtype == np.float32 and obs.shape == (N, 153)
+        assert rewards.dtype == np.float32 and obs.shape == (N, 177)
         assert dones.all() == (step == 99)
     for info in infos:
         assert info["TimeLimit.truncated"] is True
-        assert info["terminal_observation"].shape == (153,)
+        assert info["terminal_observation"].shape == (177,)
         assert not np.array_equal(info["terminal_observation"], obs[0])
     venv.close()
 
