@@ -7,6 +7,7 @@ and action masks are applied (masked scores set to -inf before the argmax).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -131,15 +132,17 @@ class LearnedController:
         x = np.asarray(obs, dtype=np.float32)
         if x.size != self.obs_size:
             self._bad_obs(obs)
-        if not np.isfinite(x.sum()):
+        if x.ndim != 1:
+            x = x.reshape(-1)
+        if not math.isfinite(x.dot(x)):  # one call (a sum of squares beyond float32, |x| > 1e19, also fails)
             raise ValueError("observation contains NaN or infinite values")
         mask = info.get("action_mask") if info else None
         if self._row_scores is not None:
-            scores = self._row_scores(x.reshape(-1))
+            scores = self._row_scores(x)
             if mask is None:
                 return int(scores.argmax())
             return int(masked_argmax(scores[None], _row(mask, self.metadata))[0])
-        return int(self._backend(x.reshape(1, -1), None if mask is None else _row(mask, self.metadata))[0])
+        return int(self._backend(x[None], None if mask is None else _row(mask, self.metadata))[0])
 
     def act_batch(self, obs: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
         """Actions for [B, n_obs] observations and optional [B, n_actions] boolean masks."""

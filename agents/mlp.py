@@ -61,7 +61,27 @@ class MlpPolicyArrays:
             (np.ascontiguousarray(w.T), b, act)
             for w, b, act in zip(self.weights, self.biases, [*self.activations, ""], strict=True)
         ]
-        self._row_buffers = [np.empty(n_in, np.float32)] + [np.empty(len(b), np.float32) for b in self.biases]
+        self._prepare_row_path(n_in)
+
+    def _prepare_row_path(self, n_in: int) -> None:
+        """Buffers and augmented weights of ``scores_row`` (see there)."""
+        with np.errstate(divide="ignore", over="ignore"):
+            half_width = np.float64(self.clip) / self.scale.astype(np.float64)
+        self._raw_lo = (self.mean - half_width).astype(np.float32)
+        self._raw_hi = (self.mean + half_width).astype(np.float32)
+        self._row_in = np.ones(n_in + 1, np.float32)  # [obs..., 1]
+        self._row_layers = []
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            w_t, bias = w.T.astype(np.float64), b.astype(np.float64)
+            if i == 0:  # fold (obs - mean) * scale into the first layer
+                bias = bias - (self.mean.astype(np.float64) * self.scale) @ w_t
+                w_t = w_t * self.scale.astype(np.float64)[:, None]
+            w_aug = np.ascontiguousarray(np.vstack([w_t, bias[None]]).astype(np.float32))
+            last = i == len(self.weights) - 1
+            buffer = np.empty(len(b) + (0 if last else 1), np.float32)
+            buffer[-1] = 1.0
+            out = buffer if last else buffer[:-1]
+            self._row_layers.append((w_aug, out, "" if last else self.activations[i]))
 
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """[B, n_actions] float32 scores of raw (unnormalised) observations [B, n_obs]."""
@@ -77,19 +97,22 @@ class MlpPolicyArrays:
         return x
 
     def scores_row(self, obs: np.ndarray) -> np.ndarray:
-        """``scores`` of one float32 observation [n_obs] -> [n_actions], into preallocated buffers
-        (about half the time for one decision; not thread-safe: the returned array is reused)."""
-        buffers = self._row_buffers
-        x = np.subtract(obs, self.mean, out=buffers[0])
-        np.multiply(x, self.scale, out=x)
-        np.minimum(x, self.clip, out=x)
-        np.maximum(x, -self.clip, out=x)
-        for (wt, b, activation), out in zip(self._layers, buffers[1:], strict=True):
-            x = np.matmul(x, wt, out=out)
-            np.add(x, b, out=x)
+        """``scores`` of one float32 observation [n_obs] -> [n_actions] in 2 numpy calls per layer.
+
+        The normalisation is folded into the first layer (the clip moves to raw units) and each
+        bias rides in the matmul as a weight row against a constant 1 kept at the end of the
+        preallocated input buffers. Equal to ``scores`` up to float32 rounding; not thread-safe
+        (the returned array is reused).
+        """
+        x = self._row_in
+        np.minimum(obs, self._raw_hi, out=x[:-1])
+        np.maximum(x[:-1], self._raw_lo, out=x[:-1])
+        for w_aug, out, activation in self._row_layers:
+            np.matmul(x, w_aug, out=out)
             if activation:
-                x = _np_activation(activation, x)
-        return x
+                _np_activation(activation, out)
+            x = out.base if out.base is not None else out
+        return out
 
     def save_npz(self, path: str | Path) -> None:
         arrays = {f"W{i}": w for i, w in enumerate(self.weights)} | {
