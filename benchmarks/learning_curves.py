@@ -25,7 +25,7 @@ from servegym.agents.train import train
 from servegym.experiments.policy_eval import evaluate_model
 
 BUDGETS = {
-    "servegym/MecOffload-v0": 3_000_000,
+    "servegym/MecOffload-v0": 1_000_000,
     "servegym/DnnSplit-v0": 200_000,
     "servegym/ChunkedPrefill-v0": 300_000,
     "servegym/SpecDecode-v0": 300_000,

@@ -131,8 +131,20 @@ def encode_mec_observation(m: dict[str, np.ndarray], config: MecConfig) -> np.nd
     obs[:, at - 2] = m["preference"]
     obs[:, at - 1] = 1.0 - m["preference"]
     obs[:, at : at + n] = m["delay_estimate_s"] / m["deadline_s"][:, None]  # inf (missing edge): 1
-    obs[:, at + n :] = m["energy_estimate_j"] / config.energy_ref_j
+    obs[:, at + n :] = cost_feature(
+        m["delay_estimate_s"], m["energy_estimate_j"], m["preference"][:, None], config
+    )
     return np.clip(obs, 0.0, 1.0, out=obs)
+
+
+def cost_feature(delay: np.ndarray, energy: np.ndarray, w: Any, config: MecConfig) -> np.ndarray:
+    """Per action, the estimated scalarised cost c = w delay / T_ref + (1 - w) energy / E_ref (minus
+    the reward the action would earn), squashed to 1 - 1 / (1 + c) in [0, 1]: order-preserving,
+    so its argmin is the greedy-weighted choice; an unavailable action (+inf) gives 1."""
+    d = np.minimum(delay, 1e30)
+    e = np.minimum(energy, 1e30)
+    cost = w * d / config.delay_ref_s + (1.0 - w) * e / config.energy_ref_j
+    return 1.0 - 1.0 / (1.0 + cost)
 
 
 def server_view(obs: np.ndarray, max_edges: int) -> np.ndarray:
@@ -214,8 +226,10 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     log2(1 + rate/Mbps) / 16, queued work (s) / 10, queued tasks / 8 and an 8-bin histogram of the
     queued tasks' remaining time (0, 10, 20, 50, 100, 200, 500 ms, 1 s; GMORL's histogram
     encoding); preference (w, 1 - w); then, per action (local, cloud, edges), the system's
-    predicted delay / deadline and then device energy / E_ref (`info["metrics"]["delay_estimate_s"]`
-    and `["energy_estimate_j"]`), clipped to [0, 1] (a missing edge's delay, +inf, gives 1).
+    predicted delay / deadline (clipped to 1), and then its predicted scalarised cost
+    c = w delay / 0.5 s + (1 - w) energy / 0.5 J as 1 - 1 / (1 + c), from
+    `info["metrics"]["delay_estimate_s"]` and `["energy_estimate_j"]` (an unavailable action,
+    +inf, gives 1 in both).
 
     ## Rewards
     `info["reward_vec"] = [-delay_s, -energy_j]`; the reward is
@@ -260,6 +274,7 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         self._queue_entries = [slice(i + 3, i + SERVER_FEATURES) for i in edges.tolist()]
         at = estimates_at(self.config)
         self._delay_entries = slice(at, at + self.config.max_edges + 2)
+        self._cost_entries = slice(at + self.config.max_edges + 2, at + 2 * (self.config.max_edges + 2))
         self._block: Any = None  # the system's block cache that _block_obs was encoded from
         self._block_obs = np.zeros((0, observation_size(self.config)), dtype=np.float32)
 
@@ -304,6 +319,9 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
             obs[self._queue_entries[e]] = [min(wait, 10.0) / 10.0, queued / QUEUE_SLOTS, *hist]
         # delays are >= 0, and clipping at 1 before rounding to float32 gives the batched path's bits
         obs[self._delay_entries] = np.minimum(m["delay_estimate_s"] / m["deadline_s"], 1.0)
+        obs[self._cost_entries] = cost_feature(
+            m["delay_estimate_s"], m["energy_estimate_j"], m["preference"], self.config
+        )
         return obs
 
     def action_masks(self) -> np.ndarray:

@@ -109,7 +109,7 @@ def test_spaces_and_info(env_id):
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_observation_carries_the_per_action_estimates(env_id):
-    """Per action: predicted delay / deadline and device energy / E_ref, clipped to [0, 1]."""
+    """Per action: predicted delay / deadline clipped to [0, 1], and the squashed scalarised cost."""
     env = gym.make(env_id, arrival_rate=15.0)
     cfg, rng = env.unwrapped.config, np.random.default_rng(1)
     at, n = estimates_at(cfg), cfg.max_edges + 2
@@ -119,8 +119,15 @@ def test_observation_carries_the_per_action_estimates(env_id):
         with np.errstate(invalid="ignore"):
             delay = np.clip(np.nan_to_num(m["delay_estimate_s"] / m["deadline_s"], posinf=1.0), 0, 1)
         np.testing.assert_array_equal(obs[at : at + n], delay.astype(np.float32))
-        energy = np.clip(m["energy_estimate_j"] / cfg.energy_ref_j, 0, 1).astype(np.float32)
-        np.testing.assert_array_equal(obs[at + n : at + 2 * n], energy)
+        w = m["preference"]
+        with np.errstate(invalid="ignore"):
+            cost = w * m["delay_estimate_s"] / 0.5 + (1 - w) * m["energy_estimate_j"] / 0.5
+        squashed = np.where(np.isfinite(cost), cost / (1 + cost), 1.0)
+        np.testing.assert_allclose(obs[at + n : at + 2 * n], squashed, rtol=1e-6, atol=1e-6)
+        # the squashed cost keeps the order: its argmin over available actions is greedy-weighted's
+        valid = np.isfinite(cost)
+        best = np.flatnonzero(valid)[np.argmin(cost[valid])]
+        assert obs[at + n + best] == obs[at + n : at + 2 * n][valid].min()
         assert np.all(obs[at : at + 2 + cfg.max_edges][2:][~np.asarray(m["edge_exists"])] == 1.0)
         obs, _, _, truncated, info = env.step(random_valid_action(env, rng))
         if truncated:
