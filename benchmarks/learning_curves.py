@@ -93,7 +93,7 @@ def write_report(rows: list[dict]) -> None:
     for r in rows:
         cells = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["returns"].items(), key=lambda kv: -kv[1]))
         lines.append(f"- {r['env_id']}: {cells}")
-    lines += ["", "Curves (mean return of 2 evaluation episodes):", ""]
+    lines += ["", "Curves (mean return of the in-training evaluations: 2 episodes, 10 for the MEC envs):", ""]
     for r in rows:
         points = ", ".join(f"{t // 1000}k: {v:.1f}" for t, v in zip(*r["curve"], strict=True))
         lines.append(f"- {r['env_id']}: {points}")
@@ -118,9 +118,13 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, help="the same budget for every env (default: per env)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default="runs/learning_curves")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from the saved JSON")
     args = parser.parse_args()
     saved = RESULTS / "learning_curves.json"  # rows of earlier runs, so one env can be rerun alone
     by_env = {r["env_id"]: r for r in json.loads(saved.read_text())} if saved.exists() else {}
+    if args.report_only:
+        write_report([by_env[e] for e in BUDGETS if e in by_env])
+        return
     for env_id in args.envs:
         row = run(env_id, args.timesteps or BUDGETS[env_id], args.seed, Path(args.runs))
         print(
