@@ -19,19 +19,22 @@ ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "silu", "gelu")
 
 
 def _np_activation(name: str, x: np.ndarray) -> np.ndarray:
+    """Applies the activation in place (``scores_row`` relies on it) and returns ``x``."""
     if name == "relu":
         return np.maximum(x, 0.0, out=x)
     if name == "tanh":
         return np.tanh(x, out=x)
     if name == "elu":
-        return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))).astype(x.dtype)
-    if name == "leaky_relu":
-        return np.where(x > 0, x, 0.01 * x).astype(x.dtype)
-    if name == "silu":
-        return (x / (1.0 + np.exp(-x))).astype(x.dtype)
-    if name == "gelu":
-        return (0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))).astype(x.dtype)
-    raise ValueError(f"unknown activation {name!r}; known: {list(ACTIVATIONS)}")
+        x[...] = np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
+    elif name == "leaky_relu":
+        x[...] = np.where(x > 0, x, 0.01 * x)
+    elif name == "silu":
+        x[...] = x / (1.0 + np.exp(-x))
+    elif name == "gelu":
+        x[...] = 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    else:
+        raise ValueError(f"unknown activation {name!r}; known: {list(ACTIVATIONS)}")
+    return x
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import subprocess
 import sys
@@ -156,3 +157,25 @@ def test_a_plain_sb3_zip_loads_with_env_and_vecnormalize(trained, tmp_path) -> N
     )
     with pytest.raises(ValueError, match="trained on servegym/MecOffload-v0, not servegym/DnnSplit-v0"):
         LearnedController.load(run.model_path, env_id="servegym/DnnSplit-v0")
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu", "leaky_relu", "silu", "gelu"])
+def test_the_one_observation_numpy_path_equals_the_batched_one(activation: str) -> None:
+    from servegym.agents.bundle import Normalization, PolicyMetadata
+    from servegym.agents.mlp import MlpPolicyArrays
+
+    rng = np.random.default_rng(5)
+    sizes = [6, 16, 16, 4]
+    norm = Normalization(rng.normal(size=6).tolist(), rng.uniform(0.1, 4, 6).tolist(), 10.0, 1e-8)
+    meta = PolicyMetadata("servegym/MecOffload-v0", "ppo", (6,), 4, normalization=norm)
+    arrays = MlpPolicyArrays(
+        [rng.normal(size=(o, i)).astype(np.float32) for i, o in itertools.pairwise(sizes)],
+        [rng.normal(size=o).astype(np.float32) for o in sizes[1:]],
+        [activation, activation],
+        meta,
+    )
+    obs = rng.normal(scale=3.0, size=(200, 6)).astype(np.float32)
+    batched = arrays.scores(obs)
+    rows = np.stack([arrays.scores_row(o).copy() for o in obs])
+    np.testing.assert_allclose(rows, batched, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(rows.argmax(axis=1), batched.argmax(axis=1))
