@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import zipfile
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,14 @@ class Normalization:
             float(vn.epsilon),
         )
 
+    @cached_property
+    def offset_scale(self) -> tuple[np.ndarray, np.ndarray]:
+        """float32 mean and 1 / sqrt(var + eps) (computed in float64), made once."""
+        scale = 1.0 / np.sqrt(np.asarray(self.var, dtype=np.float64) + self.epsilon)
+        return np.asarray(self.mean, dtype=np.float32), scale.astype(np.float32)
+
     def apply(self, obs: np.ndarray) -> np.ndarray:
-        mean = np.asarray(self.mean, dtype=np.float32)
-        scale = 1.0 / np.sqrt(np.asarray(self.var, dtype=np.float32) + np.float32(self.epsilon))
+        mean, scale = self.offset_scale
         return np.clip((obs - mean) * scale, -self.clip_obs, self.clip_obs).astype(np.float32)
 
 

@@ -85,19 +85,12 @@ class LearnedController:
 
             return cls(_scores_backend(scores), meta, f"{path.name} ({meta.algo})")
         recurrent = RecurrentScores(policy)  # LSTM state kept between act() calls, cleared by reset()
-        started = [False]
 
         def recurrent_scores(obs: np.ndarray) -> np.ndarray:
             x = norm.apply(obs) if norm else obs
-            first = not started[0]
-            started[0] = True
-            return recurrent(torch.as_tensor(x), np.full(len(x), float(first)))
+            return recurrent(torch.as_tensor(x), None)  # no state yet = an episode start
 
-        def reset() -> None:
-            recurrent.reset()
-            started[0] = False
-
-        return cls(_scores_backend(recurrent_scores), meta, f"{path.name} ({meta.algo})", reset)
+        return cls(_scores_backend(recurrent_scores), meta, f"{path.name} ({meta.algo})", recurrent.reset)
 
     @classmethod
     def _from_onnx(cls, path: Path) -> LearnedController:

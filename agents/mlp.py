@@ -56,8 +56,7 @@ class MlpPolicyArrays:
                 np.float32(np.inf),
             )
         else:
-            self.mean = np.asarray(norm.mean, np.float32)
-            self.scale = (1.0 / np.sqrt(np.asarray(norm.var, np.float64) + norm.epsilon)).astype(np.float32)
+            self.mean, self.scale = norm.offset_scale
             self.clip = np.float32(norm.clip_obs)
         # (W^T [in, out], b, activation or "" after the last layer)
         self._layers = [

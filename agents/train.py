@@ -31,7 +31,7 @@ from .algos import ALGOS, OFF_POLICY, check_action_space, resolve_algo
 from .bundle import Normalization, PolicyMetadata, write_zip_metadata
 from .callbacks import HeldOutEval, KpiLogger, MetadataCheckpoint
 from .envs import check_env_id, eval_scenarios, make_eval_env, make_train_env
-from .hyperparams import Hyperparams, load_hyperparams, parse_entry
+from .hyperparams import ZOO_KEYS, Hyperparams, load_hyperparams, parse_entry
 
 
 @dataclass
@@ -96,19 +96,15 @@ def train(
     venv = make_train_env(env_id, n_envs, seed, kwargs)
     gamma = float(hp.algo_kwargs.get("gamma", 0.99))
     cls = ALGOS[algo]
-    if resume:
-        checkpoint, stats = _latest_checkpoint(out, env_id, algo)
-        if hp.normalize is not None:
-            venv = (
-                VecNormalize.load(str(stats), venv)
-                if stats
-                else VecNormalize(venv, gamma=gamma, **hp.normalize)
-            )
+    checkpoint, stats = _latest_checkpoint(out, env_id, algo) if resume else (None, None)
+    if hp.normalize is not None:
+        venv = (
+            VecNormalize.load(str(stats), venv) if stats else VecNormalize(venv, gamma=gamma, **hp.normalize)
+        )
+    if checkpoint:
         model = cls.load(checkpoint, env=venv, device="cpu", tensorboard_log=str(out / "tb"))
         print(f"resuming {checkpoint} at {model.num_timesteps} steps", file=sys.stderr)
     else:
-        if hp.normalize is not None:
-            venv = VecNormalize(venv, gamma=gamma, **hp.normalize)
         out.mkdir(parents=True, exist_ok=True)
         model = cls(
             hp.policy,
@@ -190,7 +186,7 @@ def _resolve_hyperparams(
         return hp
     extra = parse_entry(dict(overrides), "--hyperparams")
     for key in overrides:
-        if key in ("n_envs", "n_timesteps", "policy", "normalize", "env_kwargs", "policy_kwargs"):
+        if key in ZOO_KEYS:
             setattr(hp, key, getattr(extra, key))
     hp.algo_kwargs.update(extra.algo_kwargs)
     hp.raw.update(overrides)

@@ -47,6 +47,11 @@ def run_episode(env: gym.Env, controller, seed: int) -> dict[str, float]:
     return {"return": total, **info["episode_kpis"]}
 
 
+def heuristic_names(env_id: str) -> list[str]:
+    """Every registered non-oracle heuristic of the env (``fixed-budget`` needs an argument)."""
+    return [n for n in baselines.list(env_id) if "oracle" not in n and n != "fixed-budget"]
+
+
 def make_controller(name: str, env: gym.Env):
     """A registered controller; oracles get the env they read."""
     return baselines.make(name, **({"env": env} if "oracle" in name.lower() else {}))

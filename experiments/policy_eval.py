@@ -8,17 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from servegym import baselines
 from servegym.agents.controller import LearnedController
 
-from .compare import EpisodeResult, compare_controllers, format_table
+from .compare import EpisodeResult, compare_controllers, format_table, heuristic_names
 
 BEST_OF_KEY = "return"
-
-
-def heuristic_names(env_id: str) -> list[str]:
-    """Every registered non-oracle heuristic of the env (``fixed-budget`` needs an argument)."""
-    return [n for n in baselines.list(env_id) if "oracle" not in n and n != "fixed-budget"]
 
 
 def evaluate_model(

@@ -145,12 +145,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from servegym import baselines
-    from servegym.experiments.compare import compare, format_table
+    from servegym.experiments.compare import compare, format_table, heuristic_names
 
-    names = args.controllers or [
-        n for n in baselines.list(args.env) if "oracle" not in n and n != "fixed-budget"
-    ]
+    names = args.controllers or heuristic_names(args.env)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     kwargs = {"scenario": args.scenario} if args.scenario else {}
