@@ -11,6 +11,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, Ve
 
 import servegym  # noqa: F401 - registers the ids
 
+from .vec_env import has_batched_env, make_sb3_vec_env
+
 HELD_OUT_SCENARIOS: dict[str, tuple[str, ...]] = {
     "servegym/ChunkedPrefill-v0": ("llama3-8b-a100-chat-relaxed", "qwen2.5-7b-h100-bursty"),
     "servegym/SpecDecode-v0": ("llama2-7b-68m-highload-short", "llama3-8b-1b-code"),
@@ -18,10 +20,6 @@ HELD_OUT_SCENARIOS: dict[str, tuple[str, ...]] = {
     "servegym/DnnSplit-v0": ("multi-edge-busy", "far-cell"),
 }
 """Presets an agent is scored on during training (never its training scenario)."""
-
-BATCHED = {"servegym/MecOffload-v0"}
-"""Ids whose numpy-batched vector env trains in one process (an SB3 adapter over it)."""
-
 
 def check_env_id(env_id: str) -> None:
     if env_id not in gym.registry:
@@ -32,10 +30,8 @@ def check_env_id(env_id: str) -> None:
 def make_train_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any]) -> VecEnv:
     """``n_envs`` copies of the env in one process, episode statistics recorded."""
     check_env_id(env_id)
-    if env_id in BATCHED:
-        from servegym.envs.mec_vector import make_sb3_vec_env
-
-        venv = make_sb3_vec_env(n_envs, **env_kwargs)
+    if has_batched_env(env_id):  # a numpy-batched vector env trains in one process
+        venv = make_sb3_vec_env(env_id, n_envs, **env_kwargs)
         venv.seed(seed)
         return VecMonitor(venv)
     # DummyVecEnv: SubprocVecEnv is slower than in-process envs for these cheap envs on 2 cores

@@ -1,4 +1,5 @@
-"""A numpy-batched MecOffload-v0 (the id's ``vector_entry_point``) and an SB3 ``VecEnv`` adapter.
+"""A numpy-batched MecOffload-v0 (the id's ``vector_entry_point``); SB3 trains on it through
+``servegym.agents.vec_env.SB3VecEnvAdapter``.
 
 All sub-environments live in one ``MecBatch``, so a step of N environments is one set of array
 operations. Finished sub-environments reset in the same step (Gymnasium's ``SAME_STEP``
@@ -118,79 +119,4 @@ class MecOffloadVectorEnv(VectorEnv):
         return obs, reward.astype(np.float64), np.zeros(self.num_envs, dtype=bool), truncated, infos
 
 
-class SB3VecEnvAdapter:
-    """Presents a Gymnasium ``VectorEnv`` with same-step autoreset as an SB3 ``VecEnv``.
-
-    Implements what SB3 (and sb3-contrib's MaskablePPO, through ``env_method("action_masks")``)
-    calls; ``terminal_observation`` and ``TimeLimit.truncated`` follow SB3's conventions.
-    """
-
-    def __new__(cls, venv: VectorEnv):
-        from stable_baselines3.common.vec_env import VecEnv
-
-        class _Adapter(VecEnv):
-            def __init__(self, inner: VectorEnv) -> None:
-                self.venv = inner
-                super().__init__(inner.num_envs, inner.single_observation_space, inner.single_action_space)
-                self._actions = None
-                self._seed = None
-
-            def reset(self):
-                obs, _ = self.venv.reset(seed=self._seed)
-                self._seed = None
-                return obs
-
-            def step_async(self, actions):
-                self._actions = np.asarray(actions)
-
-            def step_wait(self):
-                obs, rewards, terms, truncs, infos = self.venv.step(self._actions)
-                dones = terms | truncs
-                out = [{} for _ in range(self.num_envs)]
-                final = infos.get("final_obs")
-                kpis = infos.get("episode_kpis")
-                for i in np.flatnonzero(dones):
-                    out[i]["terminal_observation"] = final[i] if final is not None else obs[i]
-                    if kpis is not None and kpis[i] is not None:
-                        out[i]["episode_kpis"] = kpis[i]
-                    out[i]["TimeLimit.truncated"] = bool(truncs[i] and not terms[i])
-                return obs, rewards.astype(np.float32), dones, out
-
-            def close(self):
-                self.venv.close()
-
-            def seed(self, seed=None):
-                self._seed = seed
-                return [seed] * self.num_envs
-
-            def get_attr(self, attr_name, indices=None):
-                return [getattr(self.venv, attr_name)] * len(self._indices(indices))
-
-            def set_attr(self, attr_name, value, indices=None):
-                setattr(self.venv, attr_name, value)
-
-            def env_method(self, method_name, *args, indices=None, **kwargs):
-                idx = self._indices(indices)
-                if method_name == "action_masks":
-                    masks = self.venv.action_masks()
-                    return [masks[i] for i in idx]
-                result = getattr(self.venv, method_name)(*args, **kwargs)
-                return [result] * len(idx)
-
-            def env_is_wrapped(self, wrapper_class, indices=None):
-                return [False] * len(self._indices(indices))
-
-            def _indices(self, indices):
-                if indices is None:
-                    return list(range(self.num_envs))
-                return [indices] if isinstance(indices, int) else list(indices)
-
-        return _Adapter(venv)
-
-
-def make_sb3_vec_env(num_envs: int = 16, **kwargs: Any):
-    """An SB3 ``VecEnv`` running ``num_envs`` MecOffload systems in one batch."""
-    return SB3VecEnvAdapter(MecOffloadVectorEnv(num_envs, **kwargs))
-
-
-__all__ = ["MecOffloadVectorEnv", "SB3VecEnvAdapter", "make_sb3_vec_env"]
+__all__ = ["MecOffloadVectorEnv"]

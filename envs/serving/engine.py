@@ -30,7 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from servegym.hardware import IterationBatch
-from servegym.workloads._checks import request_arrays
+from servegym.workloads import request_arrays
 
 from .config import WATERMARK_FRACTION, EngineConfig, kv_capacity_blocks
 from .metrics import LogHistogram, WindowCounters

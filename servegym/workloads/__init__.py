@@ -9,6 +9,7 @@ tokens.
 >>> reqs = w.sample(np.random.default_rng(0), horizon_s=60.0)
 """
 
+from ._checks import request_arrays
 from .arrivals import MMPP2, ArrivalProcess, Diurnal, GammaArrivals, PiecewiseRate, Poisson, Replay
 from .azure_functions import read_azure_functions_counts
 from .lengths import LENGTH_PRESETS, EmpiricalLengths, LengthDistribution, LognormalLengths, length_preset
@@ -44,4 +45,5 @@ __all__ = [
     "read_azure_llm_csv",
     "read_trace",
     "read_vidur_trace_csv",
+    "request_arrays",
 ]

@@ -8,7 +8,7 @@ import torch.nn as nn
 import servegym  # noqa: F401
 from servegym.agents.algos import ALGOS, check_action_space, resolve_algo
 from servegym.agents.hyperparams import LinearSchedule, load_hyperparams, parse_entry, read_value
-from servegym.cli_agents import ALGO_NAMES
+from servegym.cli.agents import ALGO_NAMES
 from servegym.registration import ENVS
 
 

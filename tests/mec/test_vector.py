@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import servegym  # noqa: F401  (registers the ids)
+from servegym.agents.vec_env import make_sb3_vec_env
 from servegym.envs.edge.system import MecConfig
 from servegym.envs.mec_offload import MecOffloadEnv, estimates_at
-from servegym.envs.mec_vector import MecOffloadVectorEnv, make_sb3_vec_env
+from servegym.envs.mec_vector import MecOffloadVectorEnv
 
 MEC_ID = "servegym/MecOffload-v0"
 N = 8
@@ -243,10 +244,13 @@ def test_vector_matches_scalar_envs_in_distribution_within_a_few_percent():
 
 
 # -- SB3 adapter ---------------------------------------------------------------------------------------
+ENV_ID = "servegym/MecOffload-v0"
+
+
 def test_sb3_adapter_protocol():
     from stable_baselines3.common.vec_env import VecEnv
 
-    venv = make_sb3_vec_env(N)
+    venv = make_sb3_vec_env(ENV_ID, N)
     assert isinstance(venv, VecEnv) and venv.num_envs == N
     assert venv.observation_space.shape == (177,) and venv.action_space == gym.spaces.Discrete(12)
     venv.seed(3)
@@ -290,7 +294,7 @@ def test_sb3_learns_on_the_adapter(algo):
     from stable_baselines3 import PPO
 
     torch.set_num_threads(1)
-    venv = make_sb3_vec_env(N)
+    venv = make_sb3_vec_env(ENV_ID, N)
     rejected = _record_rejections(venv)
     cls = {"PPO": PPO, "MaskablePPO": MaskablePPO}[algo]
     model = cls("MlpPolicy", venv, n_steps=64, batch_size=128, n_epochs=2, seed=0, device="cpu")
@@ -309,8 +313,6 @@ def test_sb3_learns_on_the_adapter(algo):
 def test_vector_env_reports_the_scalar_envs_episode_kpis() -> None:
     import gymnasium as gym
 
-    from servegym.envs.mec_vector import MecOffloadVectorEnv, make_sb3_vec_env
-
     env = gym.make("servegym/MecOffload-v0").unwrapped
     vec = MecOffloadVectorEnv(1)
     env.reset(seed=5)
@@ -321,7 +323,7 @@ def test_vector_env_reports_the_scalar_envs_episode_kpis() -> None:
         _, _, _, vec_truncated, vec_info = vec.step(np.array([action]))
     assert truncated and vec_truncated[0]
     assert vec_info["episode_kpis"][0] == info["episode_kpis"]
-    sb3 = make_sb3_vec_env(3)
+    sb3 = make_sb3_vec_env(ENV_ID, 3)
     sb3.reset()
     for _ in range(100):
         masks = np.stack(sb3.env_method("action_masks"))

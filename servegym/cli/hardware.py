@@ -1,19 +1,15 @@
-"""The ``servegym`` command line."""
+"""``servegym calibrate``, ``catalog`` and ``latency``: the latency model from the shell."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 from pathlib import Path
-
-from ._version import __version__
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from .hardware import calibrate, get_device, load_measurements, save_profile
-    from .hardware.accuracy import evaluate, format_table
-    from .hardware.params import Prior, default_prior
+    from servegym.hardware import calibrate, get_device, load_measurements, save_profile
+    from servegym.hardware.accuracy import evaluate, format_table
+    from servegym.hardware.params import Prior, default_prior
 
     prior = default_prior()
     if args.prior:
@@ -21,8 +17,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
         prior = Prior.from_dict(yaml.safe_load(Path(args.prior).read_text(encoding="utf-8")))
     if args.local:
-        from .hardware.local_timing import time_local_operators
-        from .hardware.measurements import write_native_csv
+        from servegym.hardware.local_timing import time_local_operators
+        from servegym.hardware.measurements import write_native_csv
 
         device_kind = args.device or "cpu"
         print(f"timing torch operators on {device_kind} ({'quick' if args.quick else 'full'} plan) ...")
@@ -66,10 +62,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_catalog(args: argparse.Namespace) -> int:
-    from .hardware import get_device, get_dnn, get_model, list_devices, list_dnns, list_models
+    from servegym.hardware import get_device, get_dnn, get_model, list_devices, list_dnns, list_models
 
     if args.file:
-        from .hardware import load_catalog_file
+        from servegym.hardware import load_catalog_file
 
         print(f"registered {load_catalog_file(args.file)}")
     if args.what in ("devices", "all"):
@@ -101,7 +97,7 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def _cmd_latency(args: argparse.Namespace) -> int:
-    from .hardware import IterationBatch, LatencyModel
+    from servegym.hardware import IterationBatch, LatencyModel
 
     lm = LatencyModel(args.model, args.device, tp=args.tp, cpu_overhead=not args.no_cpu_overhead)
     print(
@@ -134,38 +130,7 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    if args.env:
-        from servegym.experiments.compare import run_env
-
-        return run_env(args)
-    from servegym.envs.serving.simulate import run
-
-    return run(args)
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from servegym.experiments.compare import compare, format_table, heuristic_names
-
-    names = args.controllers or heuristic_names(args.env)
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    kwargs = {"scenario": args.scenario} if args.scenario else {}
-    if args.horizon:
-        kwargs["horizon_s"] = args.horizon
-    print(
-        f"{args.env}, scenario {args.scenario or 'default'}, {args.seeds} seed(s), {len(names)} controllers"
-    )
-    results = compare(args.env, names, range(args.seed, args.seed + args.seeds), **kwargs)
-    print(format_table(results))
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="servegym", description="servegym: RL gym for AI-serving control")
-    parser.add_argument("--version", action="version", version=f"servegym {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_hardware_commands(sub) -> None:
     cal = sub.add_parser(
         "calibrate",
         help="fit a device profile from measurements or local timings",
@@ -202,42 +167,3 @@ def build_parser() -> argparse.ArgumentParser:
     lat.add_argument("--chunk", type=int, default=512)
     lat.add_argument("--no-cpu-overhead", action="store_true")
     lat.set_defaults(func=_cmd_latency)
-
-    sim = sub.add_parser(
-        "simulate",
-        help="simulate one LLM serving instance and print its KPIs",
-        description="Run a serving scenario through the iteration-level engine.",
-    )
-    from servegym.envs.serving.simulate import add_arguments
-
-    add_arguments(sim)
-    sim.set_defaults(func=_cmd_simulate)
-
-    cmp_ = sub.add_parser("compare", help="run the heuristic controllers on an env scenario; print a table")
-    cmp_.add_argument("--env", default="servegym/ChunkedPrefill-v0")
-    cmp_.add_argument("--scenario", help="preset name (default: the env's default)")
-    cmp_.add_argument("--controllers", nargs="+", help="registry names (default: every non-oracle one)")
-    cmp_.add_argument("--seeds", type=int, default=2)
-    cmp_.add_argument("--seed", type=int, default=0, help="first seed")
-    cmp_.add_argument("--horizon", type=float, default=0.0, help="simulated seconds (0: the preset's)")
-    cmp_.set_defaults(func=_cmd_compare)
-
-    from .cli_agents import add_agent_commands
-
-    add_agent_commands(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"servegym {args.command}: error: {message}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

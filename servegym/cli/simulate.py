@@ -1,21 +1,16 @@
-"""``servegym simulate``: run one serving scenario and print its KPIs (optionally a plot)."""
+"""``servegym simulate`` and ``compare``: one serving scenario, or heuristics side by side."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from servegym.envs.serving import EngineConfig
 from servegym.workloads import GammaArrivals, Poisson, Requests, Workload, length_preset, read_trace
 
-from .config import EngineConfig
-from .engine import ServingEngine
-from .summary import summarize
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``simulate`` options (model/device/workload/policy/knobs/SLOs)."""
     e = parser.add_argument_group("environment mode (instead of a bare engine run)")
     e.add_argument("--env", help="an env id, e.g. servegym/SpecDecode-v0; runs --controller in it")
@@ -82,71 +77,49 @@ def requests_from_args(args: argparse.Namespace, rng: np.random.Generator) -> Re
     return workload.sample(rng, args.duration)
 
 
-@dataclass
-class Timeline:
-    """Per-iteration samples for plotting (kept only when a plot is asked for)."""
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    if args.env:
+        from servegym.experiments.compare import run_env
 
-    t: list[float] = field(default_factory=list)
-    waiting: list[int] = field(default_factory=list)
-    running: list[int] = field(default_factory=list)
-    iteration_s: list[float] = field(default_factory=list)
+        return run_env(args)
+    from servegym.experiments.simulate import run
 
-
-def run(args: argparse.Namespace) -> int:
-    """Simulate a bare engine scenario (``--env`` runs are dispatched by the CLI instead)."""
-    config = config_from_args(args)
     rng = np.random.default_rng(args.seed)
     requests = requests_from_args(args, rng)
-    engine = ServingEngine(config, requests, rng)
+    return run(config_from_args(args), requests, rng, args.duration, plot=args.plot)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from servegym.experiments.compare import compare, format_table, heuristic_names
+
+    names = args.controllers or heuristic_names(args.env)
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    kwargs = {"scenario": args.scenario} if args.scenario else {}
+    if args.horizon:
+        kwargs["horizon_s"] = args.horizon
     print(
-        f"{engine.lm.model.name} on {engine.lm.device.name} x{config.tp}, {config.policy}, budget "
-        f"{config.token_budget}, KV {engine.capacity_blocks * config.block_size} tokens; "
-        f"{len(requests)} requests over {args.duration:.0f} s"
+        f"{args.env}, scenario {args.scenario or 'default'}, {args.seeds} seed(s), {len(names)} controllers"
     )
-    timeline = Timeline() if args.plot else None
-    while not engine.done:
-        result = engine.step()
-        if timeline is not None and result.duration_s > 0:
-            timeline.t.append(engine.now)
-            timeline.waiting.append(len(engine.waiting))
-            timeline.running.append(engine.num_running)
-            timeline.iteration_s.append(result.duration_s)
-    kpis = summarize(engine)
-    width = max(len(k) for k in kpis)
-    for name, value in kpis.items():
-        print(f"  {name:<{width}}  {value:.4g}")
-    if engine.rejected:
-        for reason, count in engine.rejected.items():
-            print(f"  rejected ({reason}): {count}")
-    if timeline is not None:
-        _plot(engine, timeline, Path(args.plot))
-        print(f"plot: {args.plot}")
+    results = compare(args.env, names, range(args.seed, args.seed + args.seeds), **kwargs)
+    print(format_table(results))
     return 0
 
 
-def _plot(engine: ServingEngine, tl: Timeline, path: Path) -> None:
-    import matplotlib
+def add_simulate_commands(sub) -> None:
+    sim = sub.add_parser(
+        "simulate",
+        help="simulate one LLM serving instance and print its KPIs",
+        description="Run a serving scenario through the iteration-level engine.",
+    )
+    add_simulate_arguments(sim)
+    sim.set_defaults(func=_cmd_simulate)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(4, 1, figsize=(9, 10), sharex=True)
-    axes[0].plot(tl.t, tl.waiting, lw=0.8)
-    axes[0].set_ylabel("waiting requests")
-    axes[1].plot(tl.t, tl.running, lw=0.8, color="tab:green")
-    axes[1].set_ylabel("running (batch)")
-    started = ~np.isnan(engine.first_t)
-    axes[2].scatter(engine.first_t[started], engine.first_t[started] - engine.arrival[started], s=2)
-    axes[2].axhline(engine.config.ttft_slo_s, color="red", lw=0.8, ls="--", label="TTFT SLO")
-    axes[2].set_ylabel("TTFT (s)")
-    axes[2].legend(loc="upper left")
-    axes[3].plot(tl.t, tl.iteration_s, lw=0.5, color="tab:purple")
-    axes[3].axhline(engine.config.tbt_slo_s, color="red", lw=0.8, ls="--", label="TBT SLO")
-    axes[3].set_ylabel("iteration = TBT (s)")
-    axes[3].set_xlabel("simulated time (s)")
-    axes[3].legend(loc="upper left")
-    fig.suptitle(f"{engine.lm.model.name} on {engine.lm.device.name}: {engine.config.policy}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    cmp_ = sub.add_parser("compare", help="run the heuristic controllers on an env scenario; print a table")
+    cmp_.add_argument("--env", default="servegym/ChunkedPrefill-v0")
+    cmp_.add_argument("--scenario", help="preset name (default: the env's default)")
+    cmp_.add_argument("--controllers", nargs="+", help="registry names (default: every non-oracle one)")
+    cmp_.add_argument("--seeds", type=int, default=2)
+    cmp_.add_argument("--seed", type=int, default=0, help="first seed")
+    cmp_.add_argument("--horizon", type=float, default=0.0, help="simulated seconds (0: the preset's)")
+    cmp_.set_defaults(func=_cmd_compare)
