@@ -28,7 +28,7 @@ def menu_index(budget: int) -> int:
 
 
 def _scenario(info: Mapping[str, Any]) -> ServingScenario:
-    return ServingScenario(**info["scenario"])
+    return info["scenario"]
 
 
 def _predicted_iteration_s(
@@ -75,7 +75,7 @@ class SarathiStatic:
     def act(self, obs: np.ndarray, info: Mapping[str, Any]) -> int:
         if self.index is None:
             sc = _scenario(info)
-            lm = sc.engine_config().latency_model()
+            lm = sc.latency_model()
             prompt, output = sc.mean_lengths()
             context = prompt + output / 2
             ok = [
@@ -140,7 +140,7 @@ class PressureRule:
             return len(BUDGET_MENU) - 1
         if self._lm is None:
             sc = _scenario(info)
-            self._lm = sc.engine_config().latency_model()
+            self._lm = sc.latency_model()
             self._prompt = sc.mean_lengths()[0]
         decodes = max(int(m["decoding"]), 1)
         context = max(m["mean_context"], 1.0)

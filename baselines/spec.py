@@ -20,10 +20,9 @@ class _StepModel:
     from the scenario's latency model (the "informed" predictor)."""
 
     def __init__(self, info: Mapping[str, Any]) -> None:
-        sc = ServingScenario(**info["scenario"])
-        config = sc.engine_config()
-        self.target: LatencyModel = config.latency_model()
-        self.draft: LatencyModel | None = config.draft_latency_model()
+        sc: ServingScenario = info["scenario"]
+        self.target: LatencyModel = sc.latency_model()
+        self.draft: LatencyModel | None = sc.draft_latency_model()
 
     def step_time(self, batch: int, context: float, k: int) -> float:
         total = self.target.iteration_time(

@@ -9,7 +9,6 @@ import numpy as np
 from gymnasium import spaces
 
 from .scenarios import CHUNK_PRESETS, ServingScenario
-from .serving.metrics import WindowCounters
 from .serving_env import ServingControlEnv
 
 BUDGET_MENU = (128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 8192)
@@ -162,7 +161,7 @@ class ChunkedPrefillEnv(ServingControlEnv):
     def _advance(self) -> None:
         self.engine.run_until(self.engine.now + self.control_interval_s)
 
-    def _metrics(self, window: WindowCounters) -> dict[str, float]:
+    def _metrics(self, window: Mapping[str, float]) -> dict[str, float]:
         m = self._common_metrics(window)
         m["budget"] = float(BUDGET_MENU[self.budget_index])
         m["budget_index"] = float(self.budget_index)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,12 @@ from .serving.config import EngineConfig
 
 @dataclass(frozen=True)
 class ServingScenario:
-    """Everything an episode of a serving-control env is built from (all fields overridable)."""
+    """Everything an episode of a serving-control env is built from (all fields overridable).
+
+    Derived pieces (the engine configuration with its latency models, mean lengths, the
+    capacity estimate) are computed once per scenario object and kept; heuristics get them from
+    ``info["scenario"]``, which is this object.
+    """
 
     model: str = "Llama-3-8B"
     device: str = "a100"
@@ -85,6 +91,17 @@ class ServingScenario:
         )
 
     def engine_config(self) -> EngineConfig:
+        return self._engine_config
+
+    def latency_model(self) -> LatencyModel:
+        """The target model's latency model on the scenario's device and TP."""
+        return self._engine_config.latency_model()
+
+    def draft_latency_model(self) -> LatencyModel | None:
+        return self._engine_config.draft_latency_model()
+
+    @cached_property
+    def _engine_config(self) -> EngineConfig:
         return EngineConfig(
             model=self.model,
             device=self.device,
@@ -107,12 +124,21 @@ class ServingScenario:
 
     def mean_lengths(self) -> tuple[float, float]:
         """Mean prompt and output tokens (by sampling the distribution with a fixed seed)."""
+        return self._mean_lengths
+
+    @cached_property
+    def _mean_lengths(self) -> tuple[float, float]:
         prompts, outputs = self.length_distribution().sample(np.random.default_rng(12345), 20000)
         limit = self.engine_config().context_limit()
         keep = prompts + outputs <= limit
         return float(prompts[keep].mean()), float(outputs[keep].mean())
 
     def capacity_rps(self) -> float:
+        """Estimated requests/s within the TBT SLO (``estimate_capacity``)."""
+        return self._capacity_rps
+
+    @cached_property
+    def _capacity_rps(self) -> float:
         p, o = self.mean_lengths()
         config = self.engine_config()
         return estimate_capacity(config.latency_model(), p, o, self.tbt_slo_s, self.max_num_seqs)

@@ -15,7 +15,6 @@ import numpy as np
 
 from .scenarios import ServingScenario, random_scenario, resolve_scenario
 from .serving.engine import ServingEngine
-from .serving.metrics import WindowCounters
 from .serving.summary import summarize
 
 QUEUE_EXPLOSION_S = 30.0  # scheduling delay that ends an episode early (chunk_spec.md D.1)
@@ -67,7 +66,8 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
     def _advance(self) -> None:
         raise NotImplementedError
 
-    def _metrics(self, window: WindowCounters) -> dict[str, float]:
+    def _metrics(self, window: Mapping[str, float]) -> dict[str, float]:
+        """The metrics a live system would report, from the engine's window summary."""
         raise NotImplementedError
 
     def _reward_terms(self, metrics: Mapping[str, float]) -> dict[str, float]:
@@ -97,7 +97,7 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
         self.engine = ServingEngine(self.scenario.engine_config(), requests, engine_rng)
         self._steps = 0
         self._arrival_ewma = self.scenario.load * self._capacity
-        self.last_metrics = self._metrics(self.engine.take_window())
+        self.last_metrics = self._metrics(self.engine.take_window_summary())
         return self.encode(self.last_metrics), self._info({})
 
     def step(self, action):
@@ -117,8 +117,7 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
         self._apply_action(action)
         self._advance()
         self._steps += 1
-        window = self.engine.take_window()
-        metrics = self._metrics(window)
+        metrics = self._metrics(self.engine.take_window_summary())
         self.last_metrics = metrics
         terms = self._reward_terms(metrics)
         reward = float(sum(self.reward_weights[name] * value for name, value in terms.items()))
@@ -135,7 +134,7 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
         return {
             "metrics": dict(self.last_metrics),
             "reward_terms": dict(terms),
-            "scenario": self.scenario.to_dict(),
+            "scenario": self.scenario,
             "capacity_rps": self._capacity,
             "action_mask": self.action_masks(),
         }
@@ -162,50 +161,48 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
         return " ".join(f"{k}={m[k]:.3g}" for k in keys)
 
     # -- shared metrics --------------------------------------------------------------------------
-    def _common_metrics(self, w: WindowCounters) -> dict[str, float]:
-        engine, sc = self.engine, self.scenario
-        elapsed = max(engine.now - w.start_s, 1e-9)
-        waiting = engine.waiting
-        waiting_tokens = float(engine.target[list(waiting)].sum()) if waiting else 0.0
-        oldest = float(engine.now - engine.arrival[waiting[0]]) if waiting else 0.0
-        contexts = engine.decode_contexts()
-        rate = w.arrivals / elapsed
+    def _common_metrics(self, w: Mapping[str, float]) -> dict[str, float]:
+        sc = self.scenario
+        now = w["now_s"]
+        elapsed = max(now - w["start_s"], 1e-9)
+        iterations = w["iterations"]
+        rate = w["arrivals"] / elapsed
         self._arrival_ewma = 0.8 * self._arrival_ewma + 0.2 * rate
         return {
-            "time_s": engine.now,
+            "time_s": now,
             "window_s": elapsed,
-            "running": float(engine.num_running),
-            "decoding": float(engine.nd),
-            "prefilling": float(len(engine.prefilling)),
-            "waiting": float(len(waiting)),
-            "waiting_prompt_tokens": waiting_tokens,
-            "oldest_wait_s": oldest,
-            "kv_utilization": engine.kv_utilization,
-            "preemptions": float(w.preemptions),
-            "iterations": float(w.iterations),
-            "mean_iteration_s": w.busy_s / w.iterations if w.iterations else 0.0,
-            "max_iteration_s": w.max_iteration_s,
-            "p99_iteration_s": w.iteration_times.quantile(0.99),
-            "p99_tbt_s": w.gaps.quantile(0.99),
-            "p50_tbt_s": w.gaps.quantile(0.5),
-            "tbt_excess": w.tbt_excess,
-            "slow_steps": float(w.slow_steps),
-            "decode_steps": float(w.decode_steps),
-            "first_tokens": float(w.first_tokens),
-            "first_tokens_late": float(w.first_tokens_late),
-            "ttft_excess": w.ttft_excess,
-            "decode_tokens": float(w.decode_tokens),
-            "prefill_tokens": float(w.prefill_tokens),
-            "tokens_within_slo": float(w.tokens_within_slo),
-            "finished": float(w.finished),
-            "arrivals": float(w.arrivals),
+            "running": w["running"],
+            "decoding": w["decoding"],
+            "prefilling": w["prefilling"],
+            "waiting": w["waiting"],
+            "waiting_prompt_tokens": w["waiting_prompt_tokens"],
+            "oldest_wait_s": w["oldest_wait_s"],
+            "kv_utilization": w["kv_utilization"],
+            "preemptions": w["preemptions"],
+            "iterations": iterations,
+            "mean_iteration_s": w["busy_s"] / iterations if iterations else 0.0,
+            "max_iteration_s": w["max_iteration_s"],
+            "p99_iteration_s": w["p99_iteration_s"],
+            "p99_tbt_s": w["p99_gap_s"],
+            "p50_tbt_s": w["p50_gap_s"],
+            "tbt_excess": w["tbt_excess"],
+            "slow_steps": w["slow_steps"],
+            "decode_steps": w["decode_steps"],
+            "first_tokens": w["first_tokens"],
+            "first_tokens_late": w["first_tokens_late"],
+            "ttft_excess": w["ttft_excess"],
+            "decode_tokens": w["decode_tokens"],
+            "prefill_tokens": w["prefill_tokens"],
+            "tokens_within_slo": w["tokens_within_slo"],
+            "finished": w["finished"],
+            "arrivals": w["arrivals"],
             "arrival_rate": rate,
             "arrival_rate_ewma": self._arrival_ewma,
             "capacity_rps": self._capacity,
-            "mean_context": float(contexts.mean()) if len(contexts) else 0.0,
-            "p90_context": float(np.sort(contexts)[int(0.9 * (len(contexts) - 1))]) if len(contexts) else 0.0,
-            "decode_only_fraction": w.decode_only_iterations / w.iterations if w.iterations else 1.0,
-            "busy_fraction": min(w.busy_s / elapsed, 1.0),
+            "mean_context": w["mean_context"],
+            "p90_context": w["p90_context"],
+            "decode_only_fraction": w["decode_only_iterations"] / iterations if iterations else 1.0,
+            "busy_fraction": min(w["busy_s"] / elapsed, 1.0),
             "max_num_seqs": float(sc.max_num_seqs),
             "tbt_slo_s": sc.tbt_slo_s,
             "ttft_slo_s": sc.ttft_slo_s,

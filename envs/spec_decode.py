@@ -11,7 +11,6 @@ from gymnasium import spaces
 from servegym.hardware import IterationBatch
 
 from .scenarios import SPEC_PRESETS, ServingScenario
-from .serving.metrics import WindowCounters
 from .serving_env import ServingControlEnv
 
 K_MAX = 8
@@ -155,15 +154,12 @@ class SpecDecodeEnv(ServingControlEnv):
         self.engine.spec_tokens = action
 
     def _advance(self) -> None:
-        engine, horizon = self.engine, self.scenario.horizon_s
-        ran = 0
-        while ran < self.decision_iterations and not engine.done and engine.now < horizon:
-            if engine.step(horizon).duration_s > 0:
-                ran += 1
+        self.engine.run_iterations(self.decision_iterations, self.scenario.horizon_s)
 
-    def _metrics(self, w: WindowCounters) -> dict[str, float]:
+    def _metrics(self, w: Mapping[str, float]) -> dict[str, float]:
         m = self._common_metrics(w)
-        drafted, accepted = w.drafted_at_position[:K_MAX], w.accepted_at_position[:K_MAX]
+        drafted = np.array([w[f"drafted_at_position_{i}"] for i in range(K_MAX)])
+        accepted = np.array([w[f"accepted_at_position_{i}"] for i in range(K_MAX)])
         seen = drafted > 0
         window_rate = np.where(seen, accepted / np.maximum(drafted, 1), self._acceptance)
         self._acceptance = np.where(
@@ -171,13 +167,13 @@ class SpecDecodeEnv(ServingControlEnv):
         )
         for i in range(K_MAX):
             m[f"acceptance_pos{i + 1}"] = float(self._acceptance[i])
-        m["acceptance_rate"] = w.accepted / w.drafted if w.drafted else 0.0
-        m["drafted"] = float(w.drafted)
-        m["accepted"] = float(w.accepted)
-        m["draft_s"] = w.draft_s
-        m["busy_s"] = w.busy_s
+        m["acceptance_rate"] = w["accepted"] / w["drafted"] if w["drafted"] else 0.0
+        m["drafted"] = w["drafted"]
+        m["accepted"] = w["accepted"]
+        m["draft_s"] = w["draft_s"]
+        m["busy_s"] = w["busy_s"]
         m["spec_tokens"] = float(self.engine.spec_tokens)
-        m["mean_batch"] = w.batch_size_sum / w.iterations if w.iterations else 0.0
+        m["mean_batch"] = w["batch_size_sum"] / w["iterations"] if w["iterations"] else 0.0
         m["k0_token_rate"] = self._k0_rate(m)
         return m
 

@@ -68,8 +68,9 @@ def _plot(engine: ServingEngine, tl: Timeline, path: Path) -> None:
     axes[0].set_ylabel("waiting requests")
     axes[1].plot(tl.t, tl.running, lw=0.8, color="tab:green")
     axes[1].set_ylabel("running (batch)")
-    started = ~np.isnan(engine.first_t)
-    axes[2].scatter(engine.first_t[started], engine.first_t[started] - engine.arrival[started], s=2)
+    req = engine.requests
+    started = ~np.isnan(req.first_token_s)
+    axes[2].scatter(req.first_token_s[started], req.first_token_s[started] - req.arrival_s[started], s=2)
     axes[2].axhline(engine.config.ttft_slo_s, color="red", lw=0.8, ls="--", label="TTFT SLO")
     axes[2].set_ylabel("TTFT (s)")
     axes[2].legend(loc="upper left")

@@ -13,7 +13,8 @@ class Controller(Protocol):
     """Decides an env's action from its observation and info.
 
     Heuristics read ``info["metrics"]`` (what a live system reports) and ``info["scenario"]``
-    (static facts an operator knows: model, GPU, SLOs); learned policies read ``obs``.
+    (the env's frozen scenario object: static facts an operator knows, such as model, GPU and
+    SLOs, with accessors like ``latency_model()``); learned policies read ``obs``.
     Controllers that read simulator state are oracles and say so in their name (``*Oracle``).
     """
 

@@ -7,4 +7,5 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 pip install --quiet --no-deps --target "$tmp/site" "$repo" 2>/dev/null
+rm -rf "$repo/build"  # setuptools builds in the tree
 cd "$tmp" && PYTHONPATH="$tmp/site" lint-imports "$repo/pyproject.toml" --no-cache

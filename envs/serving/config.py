@@ -1,15 +1,15 @@
-"""Configuration of one LLM serving instance and the KV-cache capacity it implies."""
+"""Configuration of one LLM serving instance, resolved once into the objects the engine runs on."""
 
 from __future__ import annotations
 
 import itertools
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from servegym.hardware import Device, LatencyModel, ModelSpec, get_device, get_model
+from servegym.hardware import ALL_REDUCE_TOPOLOGIES, Device, LatencyModel, ModelSpec, get_device, get_model
 
 POLICIES = ("decode_first", "prefill_first")
-WATERMARK_FRACTION = 0.01  # free blocks kept back at admission (Vidur's watermark_blocks_fraction)
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,12 @@ class EngineConfig:
     ``draft``: ``None`` (no speculation possible), a catalog model name (draft model), or
     ``"ngram"`` (prompt lookup: no draft cost, proposals only on a match with probability
     ``ngram_hit_rate``). ``acceptance``: a preset name from ``speculation.ACCEPTANCE_PRESETS``.
+    ``all_reduce_topology``: the node's GPU interconnect for tensor parallelism (one of
+    ``ALL_REDUCE_TOPOLOGIES``; default: the device's). ``kv_capacity_blocks``: the KV cache size
+    in blocks, overriding the estimate from memory (0: estimate).
+
+    Names are resolved once: after construction ``model`` is a ``ModelSpec`` and ``device`` a
+    ``Device``, and the latency models are built on first use and kept.
     """
 
     model: str | ModelSpec = "Llama-3-8B"
@@ -44,9 +50,14 @@ class EngineConfig:
     cpu_overhead: bool = True
     tile_tokens: int = 0  # >0: GEMM compute padded to token tiles (see LatencyModel)
     max_spec_tokens: int = 8
+    all_reduce_topology: str | None = None
+    kv_capacity_blocks: int = 0
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model", get_model(self.model))
+        object.__setattr__(self, "device", get_device(self.device))
+
         def bad(name: str, expected: str) -> ValueError:
             return ValueError(f"engine config: {name} must be {expected}, got {getattr(self, name)!r}")
 
@@ -62,7 +73,7 @@ class EngineConfig:
             raise bad("gpu_memory_utilization", "in (0, 1]")
         if not isinstance(self.max_model_len, int) or self.max_model_len < 0:
             raise bad("max_model_len", "an integer >= 0 (0: the model's context length)")
-        model_context = self.model_spec().max_context
+        model_context = self.model.max_context
         if self.max_model_len > model_context:
             raise bad("max_model_len", f"at most the model's context length {model_context}")
         if not isinstance(self.max_spec_tokens, int) or not 0 <= self.max_spec_tokens <= 32:
@@ -82,72 +93,52 @@ class EngineConfig:
             not (m > 0 and math.isfinite(m)) for _, m in self.acceptance_drift
         ):
             raise bad("acceptance_drift", "(time_s, multiplier > 0) pairs in increasing time")
+        if self.all_reduce_topology is not None and self.all_reduce_topology not in ALL_REDUCE_TOPOLOGIES:
+            raise bad("all_reduce_topology", f"None (the device's) or one of {ALL_REDUCE_TOPOLOGIES}")
+        if not isinstance(self.kv_capacity_blocks, int) or self.kv_capacity_blocks < 0:
+            raise bad("kv_capacity_blocks", "an integer >= 0 (0: estimated from memory)")
+        if self.draft is not None and self.draft.lower() != "ngram":
+            get_model(self.draft)  # an unknown draft model fails here, naming the catalog
 
-    # -- resolved pieces ---------------------------------------------------------------------
+    # -- resolved pieces (built once per configuration) ------------------------------------------
     def model_spec(self) -> ModelSpec:
-        return get_model(self.model)
+        return self.model
 
     def device_spec(self) -> Device:
-        return get_device(self.device)
+        return self.device
 
     def context_limit(self) -> int:
-        return self.max_model_len or self.model_spec().max_context
+        return self.max_model_len or self.model.max_context
 
     def latency_model(self) -> LatencyModel:
+        return self._latency_model
+
+    def draft_latency_model(self) -> LatencyModel | None:
+        return self._draft_latency_model
+
+    @cached_property
+    def _latency_model(self) -> LatencyModel:
         return LatencyModel(
-            self.model_spec(),
-            self.device_spec(),
+            self.model,
+            self.device,
             tp=self.tp,
+            topology=self.all_reduce_topology,
             cpu_overhead=self.cpu_overhead,
             tile_tokens=self.tile_tokens,
         )
 
-    def draft_latency_model(self) -> LatencyModel | None:
+    @cached_property
+    def _draft_latency_model(self) -> LatencyModel | None:
         if self.draft is None or self.draft.lower() == "ngram":
             return None
         # The draft runs on the same GPUs, unsharded; each draft pass is a full model-runner step
         # (input preparation and sampling included), so it pays the per-iteration CPU overhead
         # as vLLM's draft-model proposer does.
-        return LatencyModel(get_model(self.draft), self.device_spec(), tp=1, cpu_overhead=True)
+        return LatencyModel(get_model(self.draft), self.device, tp=1, cpu_overhead=True)
 
+    @cached_property
+    def capacity_blocks(self) -> int:
+        """KV blocks per GPU (see ``kv_blocks.kv_capacity_blocks``)."""
+        from .kv_blocks import kv_capacity_blocks
 
-def activation_reserve_bytes(model: ModelSpec, tp: int, max_tokens: int) -> float:
-    """Peak activation memory of one forward pass of ``max_tokens`` tokens, per GPU.
-
-    The widest live tensors (gated MLP input/output, QKV, residuals) plus 0.5 GiB for the
-    runtime (CUDA context, graphs) - vLLM profiles this at start-up; this estimate stands in.
-    """
-    d = model.head_dim
-    width = (
-        (2 if model.gated_mlp else 1) * model.ffn_size / tp
-        + (model.num_heads + 2 * model.num_kv_heads) * d / tp
-        + 4 * model.hidden_size
-    )
-    return max_tokens * width * model.bytes_per_element + 0.5 * 2**30
-
-
-def kv_capacity_blocks(config: EngineConfig) -> int:
-    """KV blocks per GPU: (memory x utilisation - weights/tp - activations) / block bytes."""
-    model, device = config.model_spec(), config.device_spec()
-    usable = device.mem_capacity * config.gpu_memory_utilization
-    weights = model.weight_bytes / config.tp
-    draft = config.draft_latency_model()
-    if draft is not None:
-        weights += draft.model.weight_bytes
-    reserve = activation_reserve_bytes(model, config.tp, max(config.token_budget, config.max_num_seqs))
-    kv_per_token = model.kv_bytes_per_token / config.tp
-    if draft is not None:
-        kv_per_token += draft.model.kv_bytes_per_token
-    free = usable - weights - reserve
-    blocks = int(free // (kv_per_token * config.block_size)) if free > 0 else 0
-    # One max_model_len request must fit next to the admission watermark the engine keeps free.
-    needed = math.ceil(config.context_limit() / config.block_size) + int(WATERMARK_FRACTION * blocks)
-    if blocks < needed:
-        raise ValueError(
-            f"engine config: the KV cache holds {blocks * config.block_size} tokens on {device.name} "
-            f"(memory {device.mem_capacity / 1e9:.0f} GB x {config.gpu_memory_utilization} minus "
-            f"{weights / 1e9:.1f} GB of weights and {reserve / 1e9:.1f} GB of activations), fewer than one "
-            f"request of max_model_len={config.context_limit()} tokens; raise tp, gpu_memory_utilization, "
-            "or lower max_model_len"
-        )
-    return blocks
+        return kv_capacity_blocks(self)

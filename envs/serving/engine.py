@@ -1,48 +1,120 @@
 """An iteration-level simulator of one LLM serving instance.
 
-Each ``step()`` composes one batch (the scheduling policy), asks the latency model how long the
-forward pass takes, advances the clock and applies the results. Per-token statistics are folded
-into online counters and a fixed-size histogram, so memory grows with requests, never with
-tokens.
+Each step lets arrived requests join the waiting queue, asks the scheduler (``scheduler.py``)
+for a batch plan, and executes it (``execution.py``): the latency model times the forward pass,
+the clock advances and the tokens are emitted. Idle time jumps to the next arrival.
 
-How it stays fast: requests that are decoding live in a column-major table (one contiguous
-numpy row per field: KV tokens, tokens left, KV capacity, ...), so a decode iteration is a dozen
-whole-array operations whatever the batch size; the few requests in the middle of their prefill
-are a short Python list handled with scalar arithmetic; the latency model answers in O(1) from
-batch aggregates; and while every decoding request ran in the previous iteration (the usual
-case) all their token gaps equal the iteration time and are recorded as one histogram entry.
-A request's row is written back to the per-request arrays when it leaves the table.
-
-Request life: future -> waiting (arrived) -> running (KV allocated: prefilling, then decoding)
--> finished, or rejected at arrival (longer than ``max_model_len``). A running request may be
-preempted by recompute (KV freed, prefill restarts over prompt + generated tokens, back to the
-head of the queue); the victim is the last admitted (vLLM's rule).
+The state is a tuple of numpy arrays (``state.py``) and the loop is compiled with numba, so a
+simulated iteration costs about a microsecond and many engines run side by side; the Python
+class below is the interface: knobs, queries, windows of counters, cloning. Per-token
+statistics are folded into counters and fixed-size histograms, so memory grows with requests,
+never with tokens.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from numba import njit
 
-from servegym.hardware import IterationBatch
+from servegym.hardware.latency import LatencyTables
 from servegym.workloads import request_arrays
 
-from .config import WATERMARK_FRACTION, EngineConfig, kv_capacity_blocks
-from .metrics import LogHistogram, WindowCounters
-from .speculation import acceptance_preset, drift_multiplier, sample_accepted
+from .config import EngineConfig
+from .execution import execute
+from .kv_blocks import WATERMARK_FRACTION
+from .metrics import HIST_BINS, LogHistogram, WindowCounters
+from .pcg64 import state_array, write_state
+from .requests import (
+    FINISHED,
+    FUTURE,
+    R_ARRIVAL,
+    R_OUTPUT,
+    R_PROMPT,
+    R_STATUS,
+    REJECTED,
+    RUNNING,
+    WAITING,
+    RequestTable,
+    new_request_arrays,
+    write_requests,
+)
+from .running import running_count, waiting_ids, waiting_push_back
+from .scheduler import schedule_hybrid, schedule_prefill_first
+from .speculation import acceptance_preset, drift_arrays
+from .state import (
+    C_BLOCK_SIZE,
+    C_CAPACITY_BLOCKS,
+    C_DRAFT_MAX_LEN,
+    C_HAS_DRAFT_MODEL,
+    C_MAX_LEN,
+    C_MAX_NUM_SEQS,
+    C_NGRAM,
+    C_PREFILL_FIRST,
+    C_WATERMARK,
+    CF_NGRAM_HIT_RATE,
+    CF_TBT_SLO,
+    CF_TTFT_SLO,
+    D_ID,
+    D_KV,
+    D_KV_SLOTS,
+    D_REMAINING,
+    D_SEQ,
+    MAX_POSITIONS,
+    N_CONFIG_FLOATS,
+    N_CONFIG_INTS,
+    N_SCALARS,
+    NO_DECODES,
+    P_DONE,
+    P_ID,
+    P_KV_SLOTS,
+    P_SEQ,
+    S_DECODES_CURRENT,
+    S_DECODING,
+    S_FREE_BLOCKS,
+    S_ITERATIONS,
+    S_MIN_REMAINING,
+    S_N,
+    S_NEXT_ARRIVAL,
+    S_PREFILLING,
+    S_REJECTED_TOO_LONG,
+    S_SPEC_TOKENS,
+    S_TOKEN_BUDGET,
+    S_WAIT_HEAD,
+    S_WAIT_LEN,
+    W_ARRIVALS,
+    W_REJECTED,
+    WF_MAX_ITERATION_S,
+    WF_START_S,
+    WINDOW_FLOATS,
+    WINDOW_INTS,
+    EngineConfigArrays,
+    EngineState,
+    new_window_arrays,
+)
+from .windows import N_SUMMARY, SUMMARY_FIELDS, close_window
 
-FUTURE, WAITING, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
-# Decode table rows (fields); columns are requests.
-D_ID, D_KV, D_REM, D_CAP, D_SLOW, D_SEQ = range(6)  # int64: id, KV tokens, tokens left, KV slots held
-F_LAST, F_MAXGAP, F_ALPHA = range(3)  # float64: last token time, largest gap, acceptance rate
-# A prefilling request: [id, admission seq, prefill target, tokens prefilled, KV slots held].
-P_ID, P_SEQ, P_TARGET, P_DONE, P_CAP = range(5)
-_min = np.minimum.reduce  # without the wrapper of ndarray.min (hot path)
+__all__ = [
+    "FINISHED",
+    "FUTURE",
+    "REJECTED",
+    "RUNNING",
+    "WAITING",
+    "WATERMARK_FRACTION",
+    "ServingEngine",
+    "StepResult",
+]
+
+TOO_LONG = "prompt + output longer than max_model_len"
+_ACCEPTED = SUMMARY_FIELDS.index("accepted_at_position_0")
+_ACCEPTED = slice(_ACCEPTED, _ACCEPTED + MAX_POSITIONS)
+_DRAFTED = SUMMARY_FIELDS.index("drafted_at_position_0")
+_DRAFTED = slice(_DRAFTED, _DRAFTED + MAX_POSITIONS)
 
 
 class RequestArrays(Protocol):
@@ -63,77 +135,189 @@ class StepResult:
     idle_s: float = 0.0
 
 
+# -- the compiled loop ------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def arrive(state, cfg) -> None:  # pragma: no cover - compiled
+    """Requests whose arrival time has come join the waiting queue (or are rejected if longer
+    than ``max_model_len``)."""
+    s = state.scalars
+    first, n = s[S_NEXT_ARRIVAL], s[S_N]
+    arrival = state.req_floats[R_ARRIVAL]
+    now = state.now[0]
+    if first >= n or arrival[first] > now:
+        return
+    last = np.searchsorted(arrival[:n], now, side="right")
+    ri = state.req_ints
+    for rid in range(first, last):
+        if ri[R_PROMPT, rid] + ri[R_OUTPUT, rid] > cfg.ints[C_MAX_LEN]:
+            ri[R_STATUS, rid] = REJECTED
+            s[S_REJECTED_TOO_LONG] += 1
+            state.win_ints[W_REJECTED] += 1
+        else:
+            ri[R_STATUS, rid] = WAITING
+            waiting_push_back(state, rid)
+    state.win_ints[W_ARRIVALS] += last - first
+    s[S_NEXT_ARRIVAL] = last
+
+
+@njit(cache=True)
+def is_done(state) -> bool:  # pragma: no cover - compiled
+    s = state.scalars
+    return s[S_NEXT_ARRIVAL] >= s[S_N] and s[S_WAIT_LEN] == 0 and running_count(state) == 0
+
+
+@njit(cache=True)
+def step(state, cfg, lm, draft, t_limit):  # pragma: no cover - compiled
+    """One iteration, or a jump over idle time to the next arrival (at most to ``t_limit``).
+    Returns ``(duration_s, prefill_tokens, decode_seqs, prefill_seqs, spec_tokens, idle_s)``."""
+    s = state.scalars
+    arrive(state, cfg)
+    idle = 0.0
+    if running_count(state) == 0 and s[S_WAIT_LEN] == 0:
+        if s[S_NEXT_ARRIVAL] >= s[S_N]:
+            return 0.0, 0, 0, 0, 0, 0.0
+        now = state.now[0]
+        target = min(state.req_floats[R_ARRIVAL, s[S_NEXT_ARRIVAL]], t_limit)
+        idle = max(0.0, target - now)
+        state.now[0] = max(now, target)
+        arrive(state, cfg)
+        if s[S_WAIT_LEN] == 0:
+            return 0.0, 0, 0, 0, 0, idle
+    if cfg.ints[C_PREFILL_FIRST] and s[S_WAIT_LEN]:
+        all_decodes, n_dec, proposes, first, pieces = schedule_prefill_first(state, cfg)
+        if pieces:
+            d, pt, nd, ps, k = execute(state, cfg, lm, draft, all_decodes, n_dec, proposes, first, pieces)
+            return d, pt, nd, ps, k, idle
+    all_decodes, n_dec, proposes, first, pieces = schedule_hybrid(state, cfg, not cfg.ints[C_PREFILL_FIRST])
+    d, pt, nd, ps, k = execute(state, cfg, lm, draft, all_decodes, n_dec, proposes, first, pieces)
+    return d, pt, nd, ps, k, idle
+
+
+@njit(cache=True)
+def run_until(state, cfg, lm, draft, t_end) -> None:  # pragma: no cover - compiled
+    while state.now[0] < t_end and not is_done(state):
+        step(state, cfg, lm, draft, t_end)
+
+
+@njit(cache=True)
+def run_iterations(state, cfg, lm, draft, count, t_limit) -> int:  # pragma: no cover - compiled
+    """Up to ``count`` iterations that did work (idle jumps don't count), stopping at ``t_limit``."""
+    ran = 0
+    while ran < count and not is_done(state) and state.now[0] < t_limit:
+        if step(state, cfg, lm, draft, t_limit)[0] > 0:
+            ran += 1
+    return ran
+
+
+# -- the interface ----------------------------------------------------------------------------
+
+
 class ServingEngine:
     """One serving instance (model, device, TP) driven iteration by iteration.
 
-    ``requests`` holds every request of the episode (arrays ``arrival_s`` sorted,
-    ``prompt_tokens``, ``output_tokens``); ``rng`` drives acceptance and n-gram matches.
+    ``requests`` holds the requests known at the start (arrays ``arrival_s`` sorted,
+    ``prompt_tokens``, ``output_tokens``; more can be ``submit``-ted later); ``rng`` (a PCG64
+    ``Generator``, e.g. ``numpy.random.default_rng``) draws acceptance rates and n-gram matches.
     The knobs ``token_budget`` and ``spec_tokens`` may be changed between any two steps.
     """
 
     def __init__(self, config: EngineConfig, requests: RequestArrays, rng: np.random.Generator) -> None:
         self.config = config
-        self.rng = rng
         self.lm = config.latency_model()
         self.draft_lm = config.draft_latency_model()
-        self.draft_max_len = self.draft_lm.model.max_context if self.draft_lm is not None else 0
         self.uses_ngram = (config.draft or "").lower() == "ngram"
-        self.capacity_blocks = kv_capacity_blocks(config)
-        self.free_blocks = self.capacity_blocks
-        self.watermark = int(WATERMARK_FRACTION * self.capacity_blocks)
+        self.capacity_blocks = config.capacity_blocks
         self.block_size = config.block_size
         self.max_len = config.context_limit()
-        self._set_requests(requests)
-        self._token_budget = 0
+        self._rng = rng
+        arrival, prompt, output = self._checked(requests)
+        if len(arrival) and arrival[0] < 0:
+            raise ValueError(f"requests.arrival_s[0] must be >= 0, got {arrival[0]}")
+        n, seqs = len(arrival), config.max_num_seqs
+        capacity = max(n, 16)
+        req_ints, req_floats = new_request_arrays(capacity)
+        write_requests(req_ints, req_floats, 0, arrival, prompt, output, self._draw_alpha(n))
+        scalars = np.zeros(N_SCALARS, dtype=np.int64)
+        scalars[S_N] = n
+        scalars[S_FREE_BLOCKS] = self.capacity_blocks
+        scalars[S_DECODES_CURRENT] = 1
+        scalars[S_MIN_REMAINING] = NO_DECODES
+        self._state = EngineState(
+            scalars,
+            np.zeros(1),
+            state_array(rng),
+            req_ints,
+            req_floats,
+            np.zeros(capacity, dtype=np.int64),
+            np.zeros((6, seqs), dtype=np.int64),
+            np.zeros((3, seqs)),
+            np.zeros((5, seqs), dtype=np.int64),
+            *new_window_arrays(),
+            np.zeros(seqs, dtype=np.int64),
+            np.zeros(seqs, dtype=np.int64),
+            np.zeros(seqs, dtype=np.int64),
+        )
+        self._totals = new_window_arrays()
+        self._scratch_hists = (np.zeros(HIST_BINS, dtype=np.int64), np.zeros(HIST_BINS, dtype=np.int64))
+        self._cfg = self._config_arrays()
+        self._tables_for = -1
         self.token_budget = config.token_budget
-        self._spec_tokens = 0
         self.spec_tokens = config.spec_tokens
-        self.now = 0.0
-        cap = config.max_num_seqs
-        self.di = np.zeros((6, cap), dtype=np.int64)
-        self.df = np.zeros((3, cap), dtype=np.float64)
-        self.nd = 0  # decoding requests: columns 0..nd-1
-        self.prefilling: list[list[int]] = []  # admission order
-        self.seq = 0  # admission counter
-        self._decodes_current = True  # every decode row emitted at the previous iteration's end
-        # Aggregates of the decode table kept up to date instead of recomputed per iteration.
-        self._kv_sum = 0  # sum of D_KV over the decode columns
-        self._min_rem = math.inf  # smallest D_REM over the decode columns
-        self.waiting: deque[int] = deque()
-        self.next_arrival = 0
-        self.iterations = 0
-        self.rejected = Counter()
-        self.window = WindowCounters()
-        self._totals = WindowCounters()
 
-    # -- setup -------------------------------------------------------------------------------
-    def _set_requests(self, requests: RequestArrays) -> None:
+    def _checked(self, requests: RequestArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         try:
-            arrival, prompt, output = request_arrays(
+            return request_arrays(
                 "requests", requests.arrival_s, requests.prompt_tokens, requests.output_tokens
             )
         except AttributeError as err:
             raise ValueError(f"requests need arrival_s, prompt_tokens and output_tokens: {err}") from None
-        if len(arrival) and arrival[0] < 0:
-            raise ValueError(f"requests.arrival_s[0] must be >= 0, got {arrival[0]}")
-        n = len(arrival)
-        self.n = n
-        self.arrival, self.prompt, self.output = arrival, prompt, output
-        self.target = prompt.copy()  # tokens to prefill (prompt, or prompt + generated after preemption)
-        self.gen = np.zeros(n, dtype=np.int64)  # output tokens emitted (written back on leaving)
-        self.status = np.zeros(n, dtype=np.int8)
-        self.first_t = np.full(n, np.nan)
-        self.last_t = np.full(n, np.nan)
-        self.sched_t = np.full(n, np.nan)
-        self.finish_t = np.full(n, np.nan)
-        self.max_gap = np.zeros(n)
-        self.slow_gaps = np.zeros(n, dtype=np.int64)
-        self.preemptions = np.zeros(n, dtype=np.int64)
-        if self.config.draft is not None:
-            preset = acceptance_preset(self.config.acceptance)
-            self.alpha = self.rng.beta(preset.a, preset.b, n)
-        else:
-            self.alpha = np.zeros(n)
+
+    def _draw_alpha(self, n: int) -> np.ndarray:
+        """Per-request acceptance rates, drawn from the engine's generator (zeros without a draft)."""
+        if self.config.draft is None:
+            return np.zeros(n)
+        preset = acceptance_preset(self.config.acceptance)
+        if not hasattr(self, "_state"):
+            return self._rng.beta(preset.a, preset.b, n)
+        rng = self.rng  # synchronised with the compiled stream
+        alpha = rng.beta(preset.a, preset.b, n)
+        self._state.rng[:] = state_array(rng)
+        return alpha
+
+    def _config_arrays(self) -> EngineConfigArrays:
+        cfg = self.config
+        ints = np.zeros(N_CONFIG_INTS, dtype=np.int64)
+        ints[C_PREFILL_FIRST] = cfg.policy == "prefill_first"
+        ints[C_MAX_NUM_SEQS] = cfg.max_num_seqs
+        ints[C_BLOCK_SIZE] = cfg.block_size
+        ints[C_MAX_LEN] = self.max_len
+        ints[C_WATERMARK] = int(WATERMARK_FRACTION * self.capacity_blocks)
+        ints[C_CAPACITY_BLOCKS] = self.capacity_blocks
+        ints[C_NGRAM] = self.uses_ngram
+        ints[C_DRAFT_MAX_LEN] = self.draft_lm.model.max_context if self.draft_lm is not None else 0
+        ints[C_HAS_DRAFT_MODEL] = self.draft_lm is not None
+        floats = np.zeros(N_CONFIG_FLOATS)
+        floats[CF_TBT_SLO] = cfg.tbt_slo_s
+        floats[CF_TTFT_SLO] = cfg.ttft_slo_s
+        floats[CF_NGRAM_HIT_RATE] = cfg.ngram_hit_rate
+        return EngineConfigArrays(ints, floats, *drift_arrays(cfg.acceptance_drift))
+
+    def _ensure_tables(self) -> None:
+        """Latency tables large enough for any iteration the knobs allow: at most the budget,
+        or one whole prompt under prefill-first, of tokens."""
+        bound = max(self._token_budget, self.max_len) + 1
+        if bound <= self._tables_for:
+            return
+        self.lm.ensure_tables(bound)
+        if self.draft_lm is not None:
+            self.draft_lm.ensure_tables(bound)
+        self._lm_tables: LatencyTables = self.lm.tables
+        self._draft_tables: LatencyTables = (
+            self.draft_lm.tables if self.draft_lm is not None else self.lm.tables
+        )
+        self._tables_for = bound
 
     # -- knobs -------------------------------------------------------------------------------
     @property
@@ -145,10 +329,12 @@ class ServingEngine:
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"token_budget must be an integer >= 1, got {value!r}")
         self._token_budget = int(value)
+        self._state.scalars[S_TOKEN_BUDGET] = value
+        self._ensure_tables()
 
     @property
     def spec_tokens(self) -> int:
-        return self._spec_tokens
+        return int(self._state.scalars[S_SPEC_TOKENS])
 
     @spec_tokens.setter
     def spec_tokens(self, value: int) -> None:
@@ -157,497 +343,223 @@ class ServingEngine:
             raise ValueError(f"spec_tokens must be an integer in 0..{kmax}, got {value!r}")
         if value and self.config.draft is None:
             raise ValueError("spec_tokens > 0 needs a draft: set EngineConfig.draft ('ngram' or a model)")
-        self._spec_tokens = int(value)
+        self._state.scalars[S_SPEC_TOKENS] = value
+
+    # -- the loop ----------------------------------------------------------------------------
+    def step(self, t_limit: float = math.inf) -> StepResult:
+        """Run one iteration (or jump idle time to the next arrival, at most to ``t_limit``)."""
+        return StepResult(*step(self._state, self._cfg, self._lm_tables, self._draft_tables, float(t_limit)))
+
+    def run_until(self, t_end: float) -> None:
+        """Step until the clock reaches ``t_end`` or every request is done."""
+        run_until(self._state, self._cfg, self._lm_tables, self._draft_tables, float(t_end))
+
+    def run_iterations(self, count: int, t_limit: float = math.inf) -> int:
+        """Run up to ``count`` iterations that do work, stopping at ``t_limit``; returns how many ran."""
+        return run_iterations(
+            self._state, self._cfg, self._lm_tables, self._draft_tables, count, float(t_limit)
+        )
+
+    def run_to_completion(self) -> None:
+        self.run_until(math.inf)
+
+    def submit(self, arrival_s, prompt_tokens, output_tokens) -> np.ndarray:
+        """Add requests that arrive later (times sorted, not before the last known arrival);
+        returns their ids. A router uses this to hand requests to a replica."""
+        arrival, prompt, output = request_arrays("submit", arrival_s, prompt_tokens, output_tokens)
+        n, m = self.n, len(arrival)
+        if m == 0:
+            return np.zeros(0, dtype=np.int64)
+        last = self._state.req_floats[R_ARRIVAL, n - 1] if n else 0.0
+        if arrival[0] < last or arrival[0] < 0:
+            raise ValueError(
+                f"submit: arrival_s must not precede the last known arrival {last}, got {arrival[0]}"
+            )
+        if n + m > self._state.req_ints.shape[1]:
+            self._grow(n + m)
+        st = self._state
+        write_requests(st.req_ints, st.req_floats, n, arrival, prompt, output, self._draw_alpha(m))
+        st.scalars[S_N] = n + m
+        return np.arange(n, n + m)
+
+    def _grow(self, needed: int) -> None:
+        """Double the request capacity (the waiting ring buffer is re-laid from its head)."""
+        st = self._state
+        capacity = max(needed, 2 * st.req_ints.shape[1])
+        ints, floats = new_request_arrays(capacity)
+        old = st.req_ints.shape[1]
+        ints[:, :old], floats[:, :old] = st.req_ints, st.req_floats
+        waiting = np.zeros(capacity, dtype=np.int64)
+        queued = waiting_ids(st)
+        waiting[: len(queued)] = queued
+        st.scalars[S_WAIT_HEAD] = 0
+        self._state = st._replace(req_ints=ints, req_floats=floats, waiting=waiting)
 
     # -- queries -----------------------------------------------------------------------------
     @property
-    def num_running(self) -> int:
-        return self.nd + len(self.prefilling)
+    def now(self) -> float:
+        return float(self._state.now[0])
 
     @property
     def done(self) -> bool:
-        return self.next_arrival >= self.n and not self.waiting and not self.num_running
+        return bool(is_done(self._state))
+
+    @property
+    def n(self) -> int:
+        return int(self._state.scalars[S_N])
+
+    @property
+    def next_arrival(self) -> int:
+        return int(self._state.scalars[S_NEXT_ARRIVAL])
+
+    @property
+    def iterations(self) -> int:
+        return int(self._state.scalars[S_ITERATIONS])
+
+    @property
+    def free_blocks(self) -> int:
+        return int(self._state.scalars[S_FREE_BLOCKS])
+
+    @property
+    def num_decoding(self) -> int:
+        return int(self._state.scalars[S_DECODING])
+
+    @property
+    def num_prefilling(self) -> int:
+        return int(self._state.scalars[S_PREFILLING])
+
+    @property
+    def num_running(self) -> int:
+        return self.num_decoding + self.num_prefilling
+
+    @property
+    def num_waiting(self) -> int:
+        return int(self._state.scalars[S_WAIT_LEN])
+
+    @property
+    def waiting(self) -> list[int]:
+        """Ids of the waiting requests, head of the queue first (a copy)."""
+        return waiting_ids(self._state).tolist()
 
     @property
     def kv_utilization(self) -> float:
         return 1.0 - self.free_blocks / self.capacity_blocks
 
+    @property
+    def requests(self) -> RequestTable:
+        """Per-request state (views); fields of decoding requests are current once they leave."""
+        return RequestTable(self._state)
+
+    @property
+    def rejected(self) -> Counter:
+        """Rejected requests by reason."""
+        count = int(self._state.scalars[S_REJECTED_TOO_LONG])
+        return Counter({TOO_LONG: count}) if count else Counter()
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The engine's generator, at the state the simulation has reached."""
+        write_state(self._rng, self._state.rng)
+        return self._rng
+
     def decode_contexts(self) -> np.ndarray:
         """KV tokens of each decoding request (a copy)."""
-        return self.di[D_KV, : self.nd].copy()
+        return self._state.dec_ints[D_KV, : self.num_decoding].copy()
 
     def running_view(self) -> dict[str, np.ndarray]:
         """The running requests' state in admission order (copies; for observations and tests)."""
-        nd, di = self.nd, self.di
-        ids = np.concatenate([di[D_ID, :nd], [p[P_ID] for p in self.prefilling]]).astype(np.int64)
-        seq = np.concatenate([di[D_SEQ, :nd], [p[P_SEQ] for p in self.prefilling]])
-        kv = np.concatenate([di[D_KV, :nd], [p[P_DONE] for p in self.prefilling]]).astype(np.int64)
-        cap = np.concatenate([di[D_CAP, :nd], [p[P_CAP] for p in self.prefilling]]).astype(np.int64)
-        gen = np.concatenate(
-            [self.output[di[D_ID, :nd]] - di[D_REM, :nd], [self.gen[p[P_ID]] for p in self.prefilling]]
-        ).astype(np.int64)
-        decoding = np.concatenate([np.ones(nd, bool), np.zeros(len(self.prefilling), bool)])
+        st, nd, npre = self._state, self.num_decoding, self.num_prefilling
+        di, p = st.dec_ints, st.prefill
+        req = self.requests
+        ids = np.concatenate([di[D_ID, :nd], p[P_ID, :npre]])
+        seq = np.concatenate([di[D_SEQ, :nd], p[P_SEQ, :npre]])
+        kv = np.concatenate([di[D_KV, :nd], p[P_DONE, :npre]])
+        slots = np.concatenate([di[D_KV_SLOTS, :nd], p[P_KV_SLOTS, :npre]])
+        generated = np.concatenate(
+            [req.output_tokens[di[D_ID, :nd]] - di[D_REMAINING, :nd], req.generated[p[P_ID, :npre]]]
+        )
+        decoding = np.concatenate([np.ones(nd, bool), np.zeros(npre, bool)])
         order = np.argsort(seq, kind="stable")
         return {
             "id": ids[order],
             "kv": kv[order],
-            "kv_slots": cap[order],
-            "generated": gen[order],
+            "kv_slots": slots[order],
+            "generated": generated[order],
             "decoding": decoding[order],
-            "alpha": self.alpha[ids[order]],
+            "alpha": req.alpha[ids[order]],
         }
 
     def counts(self) -> dict[str, int]:
         """Requests by state; they always add up to the arrived ones (conservation)."""
         arrived = self.next_arrival
+        status = self.requests.status[:arrived]
         return {
             "arrived": arrived,
-            "waiting": len(self.waiting),
+            "waiting": self.num_waiting,
             "running": self.num_running,
-            "finished": int((self.status[:arrived] == FINISHED).sum()),
-            "rejected": int((self.status[:arrived] == REJECTED).sum()),
+            "finished": int(np.count_nonzero(status == FINISHED)),
+            "rejected": int(np.count_nonzero(status == REJECTED)),
         }
 
     def clone(self) -> ServingEngine:
-        """An independent copy (state, RNG and counters) for look-ahead controllers."""
-        return copy.deepcopy(self)
+        """An independent copy (state, RNG and counters) for look-ahead controllers; the
+        configuration and latency model are shared (immutable)."""
+        twin = copy.copy(self)
+        twin._state = EngineState(*(a.copy() for a in self._state))
+        twin._totals = tuple(a.copy() for a in self._totals)
+        twin._rng = copy.deepcopy(self._rng)
+        return twin
 
-    # -- the loop ----------------------------------------------------------------------------
-    def run_until(self, t_end: float) -> None:
-        """Step until the clock reaches ``t_end`` or every request is done."""
-        while self.now < t_end and not self.done:
-            self.step(t_end)
-
-    def run_to_completion(self) -> None:
-        while not self.done:
-            self.step()
-
-    def _arrive(self) -> None:
-        if self.next_arrival >= self.n or self.arrival[self.next_arrival] > self.now:
-            return
-        j = int(np.searchsorted(self.arrival, self.now, side="right"))
-        ids = np.arange(self.next_arrival, j)
-        too_long = self.prompt[ids] + self.output[ids] > self.max_len
-        self.status[ids] = WAITING
-        if too_long.any():
-            bad = ids[too_long]
-            self.status[bad] = REJECTED
-            self.rejected["prompt + output longer than max_model_len"] += len(bad)
-            self.window.rejected += len(bad)
-            ids = ids[~too_long]
-        self.waiting.extend(ids.tolist())
-        self.window.arrivals += j - self.next_arrival
-        self.next_arrival = j
-
-    def step(self, t_limit: float = math.inf) -> StepResult:
-        """Run one iteration (or jump idle time to the next arrival, at most to ``t_limit``)."""
-        self._arrive()
-        idle = 0.0
-        if not self.num_running and not self.waiting:
-            if self.next_arrival >= self.n:
-                return StepResult(0.0, 0, 0, 0, 0)
-            target = min(float(self.arrival[self.next_arrival]), t_limit)
-            idle = max(0.0, target - self.now)
-            self.now = max(self.now, target)
-            self._arrive()
-            if not self.waiting:
-                return StepResult(0.0, 0, 0, 0, 0, idle_s=idle)
-        result = None
-        if self.config.policy == "prefill_first" and self.waiting:
-            result = self._prefill_first_step()
-        if result is None:
-            result = self._hybrid_step(allow_prefill=self.config.policy == "decode_first")
-        result.idle_s = idle
-        return result
-
-    # -- admission and preemption ------------------------------------------------------------
-    def _can_admit(self, rid: int) -> bool:
-        need = -(-int(self.target[rid]) // self.block_size)
-        return self.num_running < self.config.max_num_seqs and need <= self.free_blocks - self.watermark
-
-    def _admit(self, rid: int) -> list[int]:
-        """Allocate the whole prefill target's blocks (Sarathi's rule); start prefilling."""
-        target = int(self.target[rid])
-        blocks = -(-target // self.block_size)
-        self.free_blocks -= blocks
-        self.status[rid] = RUNNING
-        if math.isnan(self.sched_t[rid]):
-            self.sched_t[rid] = self.now
-        entry = [rid, self.seq, target, 0, blocks * self.block_size]
-        self.seq += 1
-        self.prefilling.append(entry)
-        return entry
-
-    def _write_back(self, cols) -> np.ndarray:
-        """Copy decode columns' state to the per-request arrays; return their ids."""
-        ids = self.di[D_ID, cols]
-        self.gen[ids] = self.output[ids] - self.di[D_REM, cols]
-        self.slow_gaps[ids] = self.di[D_SLOW, cols]
-        self.last_t[ids] = self.df[F_LAST, cols]
-        self.max_gap[ids] = self.df[F_MAXGAP, cols]
-        return ids
-
-    def _keep_columns(self, keep: np.ndarray) -> None:
-        nd2 = int(np.count_nonzero(keep))
-        self.di[:, :nd2] = self.di[:, : self.nd][:, keep]
-        self.df[:, :nd2] = self.df[:, : self.nd][:, keep]
-        self.nd = nd2
-        self._refresh_aggregates()
-
-    def _refresh_aggregates(self) -> None:
-        nd = self.nd
-        self._kv_sum = int(self.di[D_KV, :nd].sum())
-        self._min_rem = int(_min(self.di[D_REM, :nd])) if nd else math.inf
-
-    def _preempt_last(self) -> None:
-        """Recompute preemption of the last-admitted running request."""
-        nd = self.nd
-        last_decode = int(np.argmax(self.di[D_SEQ, :nd])) if nd else -1
-        decode_seq = int(self.di[D_SEQ, last_decode]) if nd else -1
-        if self.prefilling and self.prefilling[-1][P_SEQ] > decode_seq:
-            entry = self.prefilling.pop()
-            victim, slots = entry[P_ID], entry[P_CAP]
-        else:
-            victim = int(self._write_back(np.array([last_decode]))[0])
-            slots = int(self.di[D_CAP, last_decode])
-            keep = np.ones(nd, dtype=bool)
-            keep[last_decode] = False
-            self._keep_columns(keep)
-        self.free_blocks += slots // self.block_size
-        # Recompute the prompt and every token produced so far (vLLM, Vidur); the prefill that
-        # completes the recompute samples the next token.
-        self.target[victim] = self.prompt[victim] + int(self.gen[victim])
-        self.status[victim] = WAITING
-        self.preemptions[victim] += 1
-        self.window.preemptions += 1
-        self.waiting.appendleft(victim)
-
-    # -- scheduling --------------------------------------------------------------------------
-    def _prefill_first_step(self) -> StepResult | None:
-        """vLLM V0 / Orca: whole new prompts alone, if any can be admitted (decodes stall)."""
-        budget = self._token_budget
-        batch: list[tuple[list[int], int]] = []
-        used = 0
-        while self.waiting:
-            rid = self.waiting[0]
-            tokens = int(self.target[rid])
-            if batch and used + tokens > budget:
-                break
-            if not self._can_admit(rid):
-                break
-            self.waiting.popleft()
-            batch.append((self._admit(rid), tokens))
-            used += tokens
-        if not batch:
-            return None
-        if self.nd:
-            self._decodes_current = False  # the decodes stall this iteration
-        return self._execute(None, 0, None, batch)
-
-    def _hybrid_step(self, allow_prefill: bool) -> StepResult:
-        """Decode-first hybrid batch: running decodes, ongoing chunks, then new prompts."""
-        budget = self._token_budget
-        k = min(self._spec_tokens, budget - 1)  # drafts are cut to fit the budget (vLLM V1)
-        bs = self.block_size
-        while True:
-            nd = self.nd
-            cols = None  # None: every decode column runs
-            proposals = None
-            if k > 0 and nd:
-                if self.uses_ngram:
-                    proposals = np.where(self.rng.random(nd) < self.config.ngram_hit_rate, k, 0)
-                else:
-                    proposals = np.full(nd, k, dtype=np.int64)
-                    if self.draft_max_len:  # no proposals past the draft model's context (vLLM)
-                        proposals[self.di[D_KV, :nd] + k + 1 > self.draft_max_len] = 0
-                total = int(proposals.sum()) + nd
-            else:
-                total = nd
-            if total > budget:  # the budget caps decodes too (vLLM V1): the oldest run
-                order = np.argsort(self.di[D_SEQ, :nd], kind="stable")
-                cost = np.ones(nd, dtype=np.int64) if proposals is None else proposals[order] + 1
-                fits = int(np.searchsorted(np.cumsum(cost), budget, side="right"))
-                cols = np.sort(order[:fits])
-                if proposals is not None:
-                    proposals = proposals[cols]
-                total = int(cost[:fits].sum())
-            kv = self.di[D_KV, :nd] if cols is None else self.di[D_KV, cols]
-            cap = self.di[D_CAP, :nd] if cols is None else self.di[D_CAP, cols]
-            if proposals is None:  # one new token each: a new block exactly where the slots are full
-                grow = kv == cap
-                need = int(np.count_nonzero(grow))
-            else:
-                grow = np.maximum(kv + 1 + proposals - cap + (bs - 1), 0) // bs  # new blocks per decode
-                need = int(grow.sum())
-            if need <= self.free_blocks or not self.num_running:
-                break
-            self._preempt_last()
-        if need:
-            if cols is None:
-                self.di[D_CAP, :nd] += grow * bs
-            else:
-                self.di[D_CAP, cols] += grow * bs
-            self.free_blocks -= need
-        if cols is not None and self.nd:
-            self._decodes_current = False
-        used = total
-        batch: list[tuple[list[int], int]] = []
-        if allow_prefill:
-            for entry in self.prefilling:
-                if used >= budget:
-                    break
-                chunk = min(entry[P_TARGET] - entry[P_DONE], budget - used)
-                batch.append((entry, chunk))
-                used += chunk
-            while self.waiting and used < budget and self._can_admit(self.waiting[0]):
-                entry = self._admit(self.waiting.popleft())
-                chunk = min(entry[P_TARGET], budget - used)
-                batch.append((entry, chunk))
-                used += chunk
-        n_dec = self.nd if cols is None else len(cols)
-        return self._execute(cols, n_dec, proposals, batch)
-
-    # -- one forward pass --------------------------------------------------------------------
-    def _execute(self, cols, n_dec: int, proposals, prefill: list[tuple[list[int], int]]) -> StepResult:
-        """Time and apply one iteration: ``n_dec`` decode columns (``cols``; None: the first
-        ``n_dec``) with their ``proposals``, and the ``(entry, chunk)`` prefill pieces."""
-        batch = IterationBatch()
-        completed: list[list[int]] = []
-        for entry, chunk in prefill:
-            cached = entry[P_DONE]
-            batch.prefill_seqs += 1
-            batch.prefill_tokens += chunk
-            batch.prefill_chunk_context += chunk * cached
-            batch.prefill_chunk_sq += chunk * chunk
-            batch.prefill_context += cached
-            if cached + chunk >= entry[P_TARGET]:
-                batch.sampled_prefills += 1
-                completed.append(entry)
-        k = 0
-        kv = None
-        if n_dec:
-            kv = self.di[D_KV, :n_dec] if cols is None else self.di[D_KV, cols]
-            batch.decode_seqs = n_dec
-            batch.decode_context = float(self._kv_sum if cols is None else kv.sum())
-            if proposals is not None:
-                k = int(proposals.max())
-                batch.spec_tokens = k
-                verifying = proposals > 0
-                n_verifying = int(np.count_nonzero(verifying))
-                if k and n_verifying < n_dec:
-                    batch.spec_seqs = n_verifying
-                    batch.spec_context = float(kv[verifying].sum())
-        duration = self.lm.iteration_time(batch)
-        if k and self.draft_lm is not None:
-            n_draft = batch.verifying_seqs
-            ctx = batch.decode_context if batch.spec_seqs < 0 else batch.spec_context
-            draft_s = self._draft_time(batch, n_draft, ctx, k) if n_draft else 0.0
-            duration += draft_s
-            self.window.draft_s += draft_s
-        previous_end = self.now
-        self.now += duration
-        now = self.now
-        w = self.window
-        w.iterations += 1
-        w.busy_s += duration
-        if duration > w.max_iteration_s:
-            w.max_iteration_s = duration
-        w.iteration_times.add_one(duration)
-        w.batch_size_sum += n_dec + batch.prefill_seqs
-        self.iterations += 1
-        if not prefill:
-            w.decode_only_iterations += 1
-        finished = False
-        if n_dec:
-            finished = self._decode_update(cols, n_dec, proposals, k, now, previous_end)
-        elif self.nd == 0:
-            self._decodes_current = True
-        for entry, chunk in prefill:
-            entry[P_DONE] += chunk
-        w.prefill_tokens += batch.prefill_tokens
-        if completed:
-            self._prefill_complete(completed, now)
-        if finished:
-            self._finish_decodes(now)
-        return StepResult(duration, batch.prefill_tokens, n_dec, batch.prefill_seqs, k)
-
-    def _decode_update(self, cols, n_dec: int, proposals, k: int, now: float, previous_end: float) -> bool:
-        """Emit the decode columns' tokens; True if some request has produced all its output."""
-        cfg, w = self.config, self.window
-        sel = slice(0, n_dec) if cols is None else cols
-        di, df = self.di, self.df
-        if k:
-            accepted = self._accept(sel, proposals, k, now)
-            emitted = np.minimum(accepted + 1, di[D_REM, sel])
-            di[D_KV, sel] += 1 + accepted
-            di[D_REM, sel] -= emitted
-            n_tokens = int(emitted.sum())
-        else:
-            emitted = None
-            di[D_KV, sel] += 1
-            di[D_REM, sel] -= 1
-            n_tokens = n_dec
-            if cols is None:  # every column advanced by one token
-                self._kv_sum += n_dec
-                self._min_rem -= 1
-        slo = cfg.tbt_slo_s
-        if self._decodes_current and cols is None:  # every gap is this iteration's duration
-            gap = now - previous_end
-            w.gaps.add_one(gap, n_dec)
-            np.maximum(df[F_MAXGAP, :n_dec], gap, out=df[F_MAXGAP, :n_dec])
-            if gap > slo:
-                di[D_SLOW, :n_dec] += 1
-                w.slow_steps += n_dec
-                w.tbt_excess += n_dec * (gap - slo) / slo
-            else:
-                w.tokens_within_slo += n_tokens
-        else:
-            gaps = now - df[F_LAST, sel]
-            df[F_MAXGAP, sel] = np.maximum(df[F_MAXGAP, sel], gaps)
-            slow = gaps > slo
-            n_slow = int(np.count_nonzero(slow))
-            w.gaps.add(gaps)
-            if n_slow:
-                di[D_SLOW, sel] += slow
-                w.slow_steps += n_slow
-                w.tbt_excess += float((gaps[slow] - slo).sum() / slo)
-            slow_tokens = n_slow if emitted is None else int(emitted[slow].sum())
-            w.tokens_within_slo += n_tokens - slow_tokens
-        df[F_LAST, sel] = now
-        w.decode_steps += n_dec
-        w.decode_tokens += n_tokens
-        if k or cols is not None:
-            self._refresh_aggregates()
-        if cols is None:
-            self._decodes_current = True
-        return self._min_rem <= 0
-
-    def _prefill_complete(self, entries: list[list[int]], now: float) -> None:
-        """Completed prefills sample a token (the first, or the next after a recompute) and
-        join the decode table, or finish if that was their last token."""
-        cfg, w = self.config, self.window
-        done_ids = {id(e) for e in entries}
-        self.prefilling = [e for e in self.prefilling if id(e) not in done_ids]
-        joining = []
-        for entry in entries:
-            rid = entry[P_ID]
-            if self.gen[rid] == 0:
-                self.first_t[rid] = now
-                ttft = now - self.arrival[rid]
-                w.first_tokens += 1
-                if ttft > cfg.ttft_slo_s:
-                    w.first_tokens_late += 1
-                    w.ttft_excess += (ttft - cfg.ttft_slo_s) / cfg.ttft_slo_s
-                else:
-                    w.tokens_within_slo += 1
-            else:  # resumed after preemption: the gap includes the requeueing
-                gap = now - self.last_t[rid]
-                self.max_gap[rid] = max(self.max_gap[rid], gap)
-                w.gaps.add_one(gap)
-                w.decode_steps += 1
-                w.decode_tokens += 1
-                if gap > cfg.tbt_slo_s:
-                    self.slow_gaps[rid] += 1
-                    w.slow_steps += 1
-                    w.tbt_excess += (gap - cfg.tbt_slo_s) / cfg.tbt_slo_s
-                else:
-                    w.tokens_within_slo += 1
-            self.gen[rid] += 1
-            self.last_t[rid] = now
-            if self.gen[rid] >= self.output[rid]:
-                self._finished([rid], now)
-                self.free_blocks += entry[P_CAP] // self.block_size
-            else:
-                joining.append(entry)
-        if joining:
-            nd, m = self.nd, len(joining)
-            ids = np.array([e[P_ID] for e in joining], dtype=np.int64)
-            self.di[D_ID, nd : nd + m] = ids
-            self.di[D_KV, nd : nd + m] = [e[P_TARGET] for e in joining]
-            self.di[D_REM, nd : nd + m] = self.output[ids] - self.gen[ids]
-            self.di[D_CAP, nd : nd + m] = [e[P_CAP] for e in joining]
-            self.di[D_SLOW, nd : nd + m] = self.slow_gaps[ids]
-            self.di[D_SEQ, nd : nd + m] = [e[P_SEQ] for e in joining]
-            self.df[F_LAST, nd : nd + m] = now
-            self.df[F_MAXGAP, nd : nd + m] = self.max_gap[ids]
-            self.df[F_ALPHA, nd : nd + m] = self.alpha[ids]
-            self.nd = nd + m
-            self._kv_sum += int(self.di[D_KV, nd : nd + m].sum())
-            self._min_rem = min(self._min_rem, int(_min(self.di[D_REM, nd : nd + m])))
-
-    def _finish_decodes(self, now: float) -> None:
-        nd = self.nd
-        done = self.di[D_REM, :nd] <= 0
-        cols = np.flatnonzero(done)
-        ids = self._write_back(cols)
-        self.free_blocks += int(self.di[D_CAP, cols].sum()) // self.block_size
-        self._finished(ids, now)
-        self._keep_columns(~done)
-
-    def _finished(self, ids, now: float) -> None:
-        self.status[ids] = FINISHED
-        self.finish_t[ids] = now
-        self.window.finished += len(ids)
-
-    def _draft_time(self, batch: IterationBatch, n: int, ctx: float, k: int) -> float:
-        """k sequential draft passes over the decoding sequences, plus the draft's prefill."""
-        t = 0.0
-        for i in range(k):
-            t += self.draft_lm.iteration_time(IterationBatch(decode_seqs=n, decode_context=ctx + i * n))
-        if batch.prefill_tokens:
-            t += self.draft_lm.iteration_time(
-                IterationBatch(
-                    prefill_seqs=batch.prefill_seqs,
-                    prefill_tokens=batch.prefill_tokens,
-                    prefill_chunk_context=batch.prefill_chunk_context,
-                    prefill_chunk_sq=batch.prefill_chunk_sq,
-                    prefill_context=batch.prefill_context,
-                )
-            )
-        return t
-
-    def _accept(self, sel, proposals: np.ndarray, k: int, now: float) -> np.ndarray:
-        """Accepted drafts per decode column (leading successes of Bernoulli(alpha_r), capped)."""
-        alpha = self.df[F_ALPHA, sel]
-        if self.config.acceptance_drift:
-            alpha = np.minimum(alpha * drift_multiplier(self.config.acceptance_drift, now), 1.0)
-        accepted = sample_accepted(self.rng, alpha, proposals)
-        w = self.window
-        verifying = int(np.count_nonzero(proposals))
-        w.drafted += verifying * k  # proposals are k or 0
-        w.accepted += int(accepted.sum())
-        w.verify_steps += verifying
-        w.drafted_at_position[:k] += verifying
-        # accepted_at_position[j] counts requests whose first j+1 drafts were all accepted
-        at_least = np.bincount(accepted, minlength=k + 1)[::-1].cumsum()[::-1]
-        w.accepted_at_position[:k] += at_least[1 : k + 1]
-        return accepted
+    def __deepcopy__(self, memo: dict) -> ServingEngine:
+        return self.clone()
 
     # -- windows -----------------------------------------------------------------------------
     def take_window(self) -> WindowCounters:
         """The counters since the last call; starts a new window."""
-        w = self.window
-        _merge(self._totals, w)
-        self.window = WindowCounters(start_s=self.now)
-        return w
+        gaps, iterations = np.zeros(HIST_BINS, dtype=np.int64), np.zeros(HIST_BINS, dtype=np.int64)
+        summary = self._close_window(gaps, iterations)
+        n_ints, n_floats = len(WINDOW_INTS), len(WINDOW_FLOATS)
+        return WindowCounters(
+            **dict(zip(WINDOW_INTS, summary[:n_ints].astype(np.int64).tolist(), strict=True)),
+            **dict(zip(WINDOW_FLOATS, summary[n_ints : n_ints + n_floats].tolist(), strict=True)),
+            accepted_at_position=summary[_ACCEPTED].astype(np.int64),
+            drafted_at_position=summary[_DRAFTED].astype(np.int64),
+            gaps=LogHistogram(gaps),
+            iteration_times=LogHistogram(iterations),
+        )  # fmt: skip
+
+    def take_window_summary(self) -> dict[str, float]:
+        """The window's counters, quantiles and the queue now, by ``windows.SUMMARY_FIELDS`` name
+        (what an env reports per decision; one compiled call); starts a new window."""
+        summary = self._close_window(self._scratch_hists[0], self._scratch_hists[1])
+        return dict(zip(SUMMARY_FIELDS, summary.tolist(), strict=True))
+
+    def _close_window(self, gaps: np.ndarray, iterations: np.ndarray) -> np.ndarray:
+        summary = np.empty(N_SUMMARY)
+        close_window(self._state, self._cfg, self._totals, gaps, iterations, summary)
+        return summary
 
     def totals(self) -> WindowCounters:
         """Counters over the whole run so far."""
-        total = copy.deepcopy(self._totals)
-        _merge(total, self.window)
-        return total
+        st = self._state
+        window = (st.win_ints, st.win_floats, st.accepted_at_position, st.drafted_at_position, st.gap_hist,
+                  st.iteration_hist)  # fmt: skip
+        arrays = [t + w for t, w in zip(self._totals, window, strict=True)]
+        arrays[1][WF_START_S] = 0.0
+        arrays[1][WF_MAX_ITERATION_S] = max(
+            self._totals[1][WF_MAX_ITERATION_S], st.win_floats[WF_MAX_ITERATION_S]
+        )
+        return _counters(*arrays)
 
 
-_ADDED_FIELDS = tuple(
-    name
-    for name, value in vars(WindowCounters()).items()
-    if name not in ("start_s", "max_iteration_s") and not isinstance(value, LogHistogram)
-)
-
-
-def _merge(into: WindowCounters, w: WindowCounters) -> None:
-    for name in _ADDED_FIELDS:
-        setattr(into, name, getattr(into, name) + getattr(w, name))
-    into.max_iteration_s = max(into.max_iteration_s, w.max_iteration_s)
-    into.gaps.merge(w.gaps)
-    into.iteration_times.merge(w.iteration_times)
+def _counters(
+    ints, floats, accepted_at_position, drafted_at_position, gaps, iteration_times
+) -> WindowCounters:
+    return WindowCounters(
+        **dict(zip(WINDOW_INTS, ints.tolist(), strict=True)),
+        **dict(zip(WINDOW_FLOATS, floats.tolist(), strict=True)),
+        accepted_at_position=accepted_at_position.copy(),
+        drafted_at_position=drafted_at_position.copy(),
+        gaps=LogHistogram(gaps.copy()),
+        iteration_times=LogHistogram(iteration_times.copy()),
+    )

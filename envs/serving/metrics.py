@@ -6,6 +6,39 @@ import math
 from dataclasses import dataclass, field, fields
 
 import numpy as np
+from numba import njit
+
+HIST_LOW, HIST_HIGH, HIST_PER_DECADE = 1e-5, 1e4, 40
+_LOG_LOW = math.log10(HIST_LOW)
+_N_EDGES = round(math.log10(HIST_HIGH / HIST_LOW) * HIST_PER_DECADE) + 1
+HIST_EDGES = HIST_LOW * 10.0 ** (np.arange(_N_EDGES) / HIST_PER_DECADE)
+HIST_BINS = _N_EDGES + 1
+
+
+@njit(cache=True)
+def hist_add_one(counts, value, count) -> None:  # pragma: no cover - compiled
+    """Count ``count`` copies of one value (bin found by arithmetic, checked on the edges)."""
+    edges = HIST_EDGES
+    n = len(edges)
+    if value < edges[0]:
+        i = 0
+    else:
+        i = int((math.log10(value) - _LOG_LOW) * HIST_PER_DECADE) + 1
+        if i > n:
+            i = n
+        elif value < edges[i - 1]:  # float rounding at a bin edge
+            i -= 1
+        elif i < n and value >= edges[i]:
+            i += 1
+    counts[i] += count
+
+
+@njit(cache=True)
+def hist_add(counts, values) -> None:  # pragma: no cover - compiled
+    """Count each of ``values`` (bins by binary search on the edges)."""
+    idx = np.searchsorted(HIST_EDGES, values, side="right")
+    for i in idx:
+        counts[i] += 1
 
 
 class LogHistogram:
@@ -16,40 +49,26 @@ class LogHistogram:
     one per iteration); arrays go through ``searchsorted``.
     """
 
-    LOW, HIGH, PER_DECADE = 1e-5, 1e4, 40
-    _LOG_LOW = math.log10(LOW)
-    _N = round(math.log10(HIGH / LOW) * PER_DECADE)
-    edges = LOW * 10.0 ** (np.arange(_N + 1) / PER_DECADE)  # shared by all instances
-    _edges_list = edges.tolist()
+    LOW, HIGH, PER_DECADE = HIST_LOW, HIST_HIGH, HIST_PER_DECADE
+    edges = HIST_EDGES  # shared by all instances
 
-    def __init__(self) -> None:
-        self._counts = np.zeros(self._N + 2, dtype=np.int64)  # under- and overflow at the ends
-        self.total = 0
+    def __init__(self, counts: np.ndarray | None = None) -> None:
+        # under- and overflow bins at the ends
+        self._counts = np.zeros(HIST_BINS, dtype=np.int64) if counts is None else counts
+        self.total = int(self._counts.sum())
 
     @property
     def counts(self) -> np.ndarray:
         return self._counts
 
     def add(self, values: np.ndarray) -> None:
-        if len(values):
-            idx = np.searchsorted(self.edges, values, side="right")
-            self._counts += np.bincount(idx, minlength=len(self._counts))
-            self.total += len(values)
+        values = np.asarray(values, dtype=float)
+        hist_add(self._counts, values)
+        self.total += len(values)
 
     def add_one(self, value: float, count: int = 1) -> None:
-        """Record ``count`` copies of one value (bin found by arithmetic, checked on the edges)."""
-        edges = self._edges_list
-        if value < edges[0]:
-            i = 0
-        else:
-            i = int((math.log10(value) - self._LOG_LOW) * self.PER_DECADE) + 1
-            if i > len(edges):
-                i = len(edges)
-            elif value < edges[i - 1]:  # float rounding at a bin edge
-                i -= 1
-            elif i < len(edges) and value >= edges[i]:
-                i += 1
-        self._counts[i] += count
+        """Record ``count`` copies of one value."""
+        hist_add_one(self._counts, float(value), int(count))
         self.total += count
 
     def quantile(self, q: float) -> float:

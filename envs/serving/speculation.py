@@ -8,9 +8,13 @@ step (accepted + bonus) is (1 - alpha^(k+1)) / (1 - alpha).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
+
+from .pcg64 import next_double, state_array, write_state
 
 
 @dataclass(frozen=True)
@@ -57,20 +61,48 @@ def expected_tokens_per_step(alpha: float | np.ndarray, k: int):
 def sample_accepted(rng: np.random.Generator, alpha: np.ndarray, k) -> np.ndarray:
     """Accepted drafts per request: leading successes of Bernoulli(alpha) trials, capped at k
     (a number, or one cap per request, e.g. 0 for requests that proposed nothing)."""
-    if np.max(k, initial=0) <= 0 or len(alpha) == 0:
-        return np.zeros(len(alpha), dtype=np.int64)
-    u = rng.random(len(alpha))
-    a = np.clip(alpha, 1e-12, 1.0 - 1e-12)
-    geometric = np.floor(np.log(u) / np.log(a))  # P(X >= j) = a^j
-    return np.minimum(geometric, k).astype(np.int64)
+    alpha = np.asarray(alpha, dtype=float)
+    caps = np.broadcast_to(np.asarray(k, dtype=np.int64), alpha.shape).copy()
+    out = np.zeros(len(alpha), dtype=np.int64)
+    state = state_array(rng)
+    draw_accepted(state, alpha, caps, out)
+    write_state(rng, state)
+    return out
+
+
+@njit(cache=True)
+def draw_accepted(rng_state, alpha, caps, out) -> None:  # pragma: no cover - compiled
+    """``out[i]`` = accepted drafts of request i: P(at least j) = alpha_i^j, capped at caps[i].
+    Draws one uniform per request from the PCG64 state, none when no cap is positive."""
+    n = len(alpha)
+    if n == 0 or caps.max() <= 0:
+        out[:n] = 0
+        return
+    for i in range(n):
+        u = next_double(rng_state)
+        a = min(max(alpha[i], 1e-12), 1.0 - 1e-12)
+        geometric = math.floor(math.log(u) / math.log(a)) if u > 0.0 else math.inf
+        out[i] = int(min(geometric, caps[i]))
+
+
+def drift_arrays(drift: tuple[tuple[float, float], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(times, multipliers) of a drift schedule, as the compiled engine reads it."""
+    table = np.asarray(drift, dtype=float).reshape(-1, 2)
+    return np.ascontiguousarray(table[:, 0]), np.ascontiguousarray(table[:, 1])
 
 
 def drift_multiplier(drift: tuple[tuple[float, float], ...], now: float) -> float:
+    """The acceptance multiplier in force at ``now`` of a ``(time_s, multiplier)`` schedule."""
+    return drift_at(*drift_arrays(drift), float(now))
+
+
+@njit(cache=True)
+def drift_at(times, multipliers, now) -> float:  # pragma: no cover - compiled
     """The acceptance multiplier in force at ``now`` (piecewise constant; 1 before the first step)."""
     m = 1.0
-    for t, value in drift:
-        if now >= t:
-            m = value
+    for i in range(len(times)):
+        if now >= times[i]:
+            m = multipliers[i]
         else:
             break
     return m

@@ -27,20 +27,20 @@ def summarize(engine: ServingEngine) -> dict[str, float]:
     """KPIs of everything the engine has simulated so far."""
     cfg, now = engine.config, max(engine.now, 1e-9)
     arrived = engine.next_arrival
-    status = engine.status[:arrived]
+    req = engine.requests
+    arrival, first_t, finish_t, output = req.arrival_s, req.first_token_s, req.finished_s, req.output_tokens
+    status = req.status[:arrived]
     fin = np.flatnonzero(status == FINISHED)
-    started = np.flatnonzero(~np.isnan(engine.first_t[:arrived]))
-    ttft = engine.first_t[started] - engine.arrival[started]
-    out = engine.output[fin]
+    started = np.flatnonzero(~np.isnan(first_t[:arrived]))
+    ttft = first_t[started] - arrival[started]
+    out = output[fin]
     multi = fin[out > 1]
-    tpot = (engine.finish_t[multi] - engine.first_t[multi]) / (engine.output[multi] - 1)
-    e2e = engine.finish_t[fin] - engine.arrival[fin]
-    sched = (
-        np.where(np.isnan(engine.sched_t[:arrived]), now, engine.sched_t[:arrived]) - engine.arrival[:arrived]
-    )
+    tpot = (finish_t[multi] - first_t[multi]) / (output[multi] - 1)
+    e2e = finish_t[fin] - arrival[fin]
+    sched = np.where(np.isnan(req.scheduled_s[:arrived]), now, req.scheduled_s[:arrived]) - arrival[:arrived]
     tpot_all = np.zeros(len(fin))
     tpot_all[out > 1] = tpot
-    good = (engine.first_t[fin] - engine.arrival[fin] <= cfg.ttft_slo_s) & (tpot_all <= cfg.tpot_slo_s)
+    good = (first_t[fin] - arrival[fin] <= cfg.ttft_slo_s) & (tpot_all <= cfg.tpot_slo_s)
     tot = engine.totals()
     counts = engine.counts()
     return {

@@ -18,10 +18,11 @@ from .device import Device
 from .latency import IterationBatch, LatencyModel
 from .measurements import Measurement, MeasurementFileError, MeasurementSet, load_measurements
 from .model_spec import DNNLayer, DNNSpec, ModelSpec
-from .params import GENERIC_PRIOR, Prior, default_prior
+from .params import ALL_REDUCE_TOPOLOGIES, GENERIC_PRIOR, Prior, default_prior
 from .profiles import load_profile, save_profile
 
 __all__ = [
+    "ALL_REDUCE_TOPOLOGIES",
     "GENERIC_PRIOR",
     "DNNLayer",
     "DNNSpec",

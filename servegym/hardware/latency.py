@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+from numba import njit
 
 from .device import Device
 from .kernels import (
@@ -32,7 +33,7 @@ from .kernels import (
     ring_all_reduce_bytes,
 )
 from .model_spec import ModelSpec
-from .params import all_reduce_keys
+from .params import ALL_REDUCE_TOPOLOGIES, all_reduce_keys
 from .validation import positive_int
 
 if TYPE_CHECKING:
@@ -162,6 +163,103 @@ class IterationBatch:
         return self
 
 
+# ---- the compiled iteration-time rule ------------------------------------------------------
+
+(
+    C_ATTN_QK, C_ATTN_SQ, C_ATTN_KV, C_ATTN_Q, C_ATTN_SEQ, C_P, C_INV_P, C_T0_PREFILL, C_T0_DECODE,
+    C_T0_MIXED, C_CPU_C0, C_CPU_C1, C_LAYERS,
+) = range(13)  # fmt: skip
+N_CONSTANTS = 13
+
+
+class LatencyTables(NamedTuple):
+    """A latency model in the form compiled simulators read: per-token-count tables and constants."""
+
+    token_s: np.ndarray  # token-count-only time of an iteration of n tokens (index n)
+    head_s: np.ndarray  # LM head (and vocabulary gather) on n sampled rows
+    constants: np.ndarray  # attention, CPU-overhead and layer constants (C_* indices)
+
+
+@njit(cache=True)
+def attention_seconds(
+    c, q_ctx, q_sq, q, ctx, n, dctx, spec_tokens, spec_seqs, spec_context
+) -> float:  # pragma: no cover - compiled
+    """Per-layer attention. Prefill chunks and k+1-token verifications are prefill-style work;
+    single-token decodes are decode work; a batch with both runs them in one varlen kernel
+    (vLLM V1's FlashAttention call), so it pays one fixed time (the larger of the two) -
+    piggybacked decodes then cost almost nothing (Sarathi)."""
+    p, inv_p = c[C_P], c[C_INV_P]
+    t = 0.0
+    if n and spec_tokens > 0:  # verification of k+1 tokens: a small prefill
+        if spec_seqs < 0:
+            nv, vctx = n, dctx
+        else:
+            nv, vctx = spec_seqs, spec_context
+        v = spec_tokens + 1
+        q_ctx += v * vctx
+        q_sq += nv * v * v
+        q += nv * v
+        ctx += vctx
+        n, dctx = n - nv, dctx - vctx
+    if q > 0 and n:  # one varlen kernel for chunks and decodes (vLLM V1 / FlashAttention)
+        tc = c[C_ATTN_QK] * (q_ctx + dctx) + c[C_ATTN_SQ] * q_sq
+        tb = c[C_ATTN_KV] * (ctx + q + dctx) + c[C_ATTN_Q] * q + c[C_ATTN_SEQ] * n
+        return c[C_T0_MIXED] + (tc**p + tb**p) ** inv_p
+    if n:
+        tc = c[C_ATTN_QK] * dctx
+        tb = c[C_ATTN_KV] * dctx + c[C_ATTN_SEQ] * n
+        t += c[C_T0_DECODE] + (tc**p + tb**p) ** inv_p
+    if q > 0:
+        tc = c[C_ATTN_QK] * q_ctx + c[C_ATTN_SQ] * q_sq
+        tb = c[C_ATTN_KV] * (ctx + q) + c[C_ATTN_Q] * q
+        t += c[C_T0_PREFILL] + (tc**p + tb**p) ** inv_p
+    return t
+
+
+@njit(cache=True)
+def iteration_seconds(
+    tables,
+    prefill_seqs,
+    prefill_tokens,
+    prefill_chunk_context,
+    prefill_chunk_sq,
+    prefill_context,
+    sampled_prefills,
+    decode_seqs,
+    decode_context,
+    spec_tokens,
+    spec_seqs,
+    spec_context,
+) -> float:  # pragma: no cover - compiled
+    """Seconds of one forward pass from the batch aggregates (see ``IterationBatch``), plus CPU
+    overhead. The tables must cover the batch's token count (``LatencyModel.ensure_tables``)."""
+    c = tables.constants
+    k = spec_tokens
+    if k <= 0:
+        drafts = 0
+    elif spec_seqs < 0:
+        drafts = k * decode_seqs
+    else:
+        drafts = k * spec_seqs
+    tokens = prefill_tokens + decode_seqs + drafts
+    if tokens <= 0:
+        return 0.0
+    t = tables.token_s[tokens] + tables.head_s[sampled_prefills + decode_seqs + drafts]
+    t += c[C_LAYERS] * attention_seconds(
+        c,
+        prefill_chunk_context,
+        prefill_chunk_sq,
+        prefill_tokens,
+        prefill_context,
+        decode_seqs,
+        decode_context,
+        spec_tokens,
+        spec_seqs,
+        spec_context,
+    )
+    return t + c[C_CPU_C0] + c[C_CPU_C1] * (prefill_seqs + decode_seqs)
+
+
 # ---- the model -----------------------------------------------------------------------------
 
 
@@ -193,6 +291,13 @@ class LatencyModel:
         self.tp = positive_int("LatencyModel", "tp", tp)
         self.dims: LayerDims = self.model.layer_dims(self.tp)
         self.topology = topology or self.device.default_topology
+        if self.topology not in ALL_REDUCE_TOPOLOGIES and not ParamLookup(self.device, None).has(
+            f"ar.{self.topology}.alpha_s"
+        ):
+            raise ValueError(
+                f"LatencyModel: topology must be one of {ALL_REDUCE_TOPOLOGIES} or one the device's "
+                f"profile has all-reduce parameters for, got {topology!r}"
+            )
         self.cpu_overhead = cpu_overhead
         if not isinstance(tile_tokens, int) or tile_tokens < 0:
             raise ValueError(f"LatencyModel: tile_tokens must be an integer >= 0, got {tile_tokens!r}")
@@ -214,19 +319,29 @@ class LatencyModel:
         else:
             self._ar_alpha, self._ar_beta = 0.0, math.inf
         self._act_bytes_per_token = float(self.dims.hidden_size * self.dims.bytes_per_element)
-        self._token_table: list[float] = []
-        self._head_table: list[float] = []
         # Attention constants: seconds per unit of each aggregate (see kernels.attention_*_cost).
         d, b = self.dims.head_dim, self.dims.bytes_per_element
         hq, hkv = self.dims.q_heads_per_rank, self.dims.kv_heads_per_rank
-        self._inv_p = 1.0 / self._p
-        self._attn = (
-            4.0 * d * hq * self._attn_fc,  # compute per (query token x context token)
-            4.0 * d * hq * self._attn_fc * self._attn_gamma,  # compute per chunk^2 (causal factor)
-            2.0 * hkv * d * b * self._attn_fb,  # memory per K/V token read
-            2.0 * hq * d * b * self._attn_fb,  # memory per query token (Q read, O written)
-            2.0 * hq * d * b * self._attn_fb,  # memory per decode sequence (Q read, O written)
-        )
+        constants = np.zeros(N_CONSTANTS)
+        constants[C_ATTN_QK] = 4.0 * d * hq * self._attn_fc  # compute per (query token x context token)
+        constants[C_ATTN_SQ] = 4.0 * d * hq * self._attn_fc * self._attn_gamma  # per chunk^2 (causal)
+        constants[C_ATTN_KV] = 2.0 * hkv * d * b * self._attn_fb  # memory per K/V token read
+        constants[C_ATTN_Q] = 2.0 * hq * d * b * self._attn_fb  # memory per query token (Q read, O written)
+        constants[C_ATTN_SEQ] = 2.0 * hq * d * b * self._attn_fb  # memory per decode sequence
+        constants[C_P] = self._p
+        constants[C_INV_P] = 1.0 / self._p
+        constants[C_T0_PREFILL] = self._attn_t0_prefill
+        constants[C_T0_DECODE] = self._attn_t0_decode
+        constants[C_T0_MIXED] = self._attn_t0_mixed
+        constants[C_CPU_C0] = self._cpu_c0
+        constants[C_CPU_C1] = self._cpu_c1
+        constants[C_LAYERS] = self.model.num_layers
+        self._constants = constants
+        self._token_table = self._head_table = np.zeros(0)
+        self.ensure_tables(0)
+
+    def __deepcopy__(self, memo: dict) -> LatencyModel:
+        return self  # immutable once built (the tables only grow): clones of a simulator share it
 
     def __repr__(self) -> str:
         return f"LatencyModel({self.model.name!r}, {self.device.name!r}, tp={self.tp})"
@@ -306,84 +421,67 @@ class LatencyModel:
             ops = tuple(op for op in ops if op != "post_attention_layernorm")
         return ops
 
-    def _token_time(self, num_tokens: int) -> float:
-        """Everything that depends only on the token count, from a table built on first use.
+    def ensure_tables(self, num_tokens: int) -> None:
+        """Extend the per-token-count tables to cover iterations of up to ``num_tokens`` tokens.
 
-        All layers' token-level operators (incl. KV-cache write and the two TP all-reduces per
-        layer), the embedding and the final norm.
+        The token table holds everything that depends only on the token count: all layers'
+        token-level operators (incl. KV-cache write and the two TP all-reduces per layer), the
+        embedding and the final norm. The head table holds the LM head on the sampled rows (and
+        the gather of vocabulary shards under TP). Both are built on first use and doubled.
         """
-        table = self._token_table
-        if num_tokens >= len(table):
-            size = max(8192, 2 * num_tokens + 1)
-            m = np.arange(size, dtype=float)
-            per_layer = self.layer_time(m)
-            if self.tp > 1:
-                per_layer = per_layer + 2.0 * self.all_reduce_time(m * self._act_bytes_per_token)
-            t = (
-                self.model.num_layers * per_layer
-                + self.op_time("emb", m)
-                + self.op_time("input_layernorm", m)
-            )
-            t[0] = 0.0
-            self._token_table = table = t.tolist()
-        return table[num_tokens]
+        if num_tokens < len(self._token_table):
+            return
+        size = max(8192, 2 * num_tokens + 1)
+        m = np.arange(size, dtype=float)
+        per_layer = self.layer_time(m)
+        if self.tp > 1:
+            per_layer = per_layer + 2.0 * self.all_reduce_time(m * self._act_bytes_per_token)
+        t = self.model.num_layers * per_layer + self.op_time("emb", m) + self.op_time("input_layernorm", m)
+        t[0] = 0.0
+        h = self.op_time("lm_head", m)
+        if self.tp > 1:
+            h = h + 0.5 * self.all_reduce_time(m * self.dims.vocab_size * self.dims.bytes_per_element)
+        h[0] = 0.0
+        self._token_table, self._head_table = t, h
+        self._tables = LatencyTables(t, h, self._constants)
 
-    def _head_time(self, rows: int) -> float:
-        """LM head on the sampled rows (and the gather of vocabulary shards under TP)."""
-        table = self._head_table
-        if rows >= len(table):
-            r = np.arange(max(1024, 2 * rows + 1), dtype=float)
-            t = self.op_time("lm_head", r)
-            if self.tp > 1:
-                t = t + 0.5 * self.all_reduce_time(r * self.dims.vocab_size * self.dims.bytes_per_element)
-            t[0] = 0.0
-            self._head_table = table = t.tolist()
-        return table[rows]
+    @property
+    def tables(self) -> LatencyTables:
+        """What the compiled iteration-time rule reads (tables sized by ``ensure_tables``)."""
+        return self._tables
 
     # -- a whole iteration -------------------------------------------------------------------
     def iteration_time(self, batch: IterationBatch) -> float:
         """Seconds of one forward pass of the batch, plus CPU overhead. O(1) in the batch."""
-        decodes = batch.decode_seqs
-        k = batch.spec_tokens
-        drafts = 0 if k <= 0 else k * (decodes if batch.spec_seqs < 0 else batch.spec_seqs)
-        tokens = batch.prefill_tokens + decodes + drafts
-        if tokens <= 0:
-            return 0.0
-        t = self._token_time(tokens) + self._head_time(batch.sampled_prefills + decodes + drafts)
-        t += self.model.num_layers * self._attention_time(batch)
-        return t + self._cpu_c0 + self._cpu_c1 * (batch.prefill_seqs + decodes)
+        self.ensure_tables(batch.num_tokens)
+        return iteration_seconds(
+            self._tables,
+            batch.prefill_seqs,
+            batch.prefill_tokens,
+            batch.prefill_chunk_context,
+            batch.prefill_chunk_sq,
+            batch.prefill_context,
+            batch.sampled_prefills,
+            batch.decode_seqs,
+            batch.decode_context,
+            batch.spec_tokens,
+            batch.spec_seqs,
+            batch.spec_context,
+        )
 
     def _attention_time(self, b: IterationBatch) -> float:
-        """Per-layer attention with constants folded at construction. Prefill chunks and k+1-token
-        verifications are prefill-style work; single-token decodes are decode work; a batch with
-        both runs them in one varlen kernel (vLLM V1's FlashAttention call), so it pays one fixed
-        time (the larger of the two) - piggybacked decodes then cost almost nothing (Sarathi)."""
-        a = self._attn
-        p, inv_p = self._p, self._inv_p
-        t = 0.0
-        q_ctx, q_sq, q, ctx = b.prefill_chunk_context, b.prefill_chunk_sq, b.prefill_tokens, b.prefill_context
-        n, dctx = b.decode_seqs, b.decode_context
-        if n and b.spec_tokens > 0:  # verification of k+1 tokens: a small prefill
-            nv, vctx = (n, dctx) if b.spec_seqs < 0 else (b.spec_seqs, b.spec_context)
-            v = b.spec_tokens + 1
-            q_ctx += v * vctx
-            q_sq += nv * v * v
-            q += nv * v
-            ctx += vctx
-            n, dctx = n - nv, dctx - vctx
-        if q > 0 and n:  # one varlen kernel for chunks and decodes (vLLM V1 / FlashAttention)
-            tc = a[0] * (q_ctx + dctx) + a[1] * q_sq
-            tb = a[2] * (ctx + q + dctx) + a[3] * q + a[4] * n
-            return self._attn_t0_mixed + (tc**p + tb**p) ** inv_p
-        if n:
-            tc = a[0] * dctx
-            tb = a[2] * dctx + a[4] * n
-            t += self._attn_t0_decode + (tc**p + tb**p) ** inv_p
-        if q > 0:
-            tc = a[0] * q_ctx + a[1] * q_sq
-            tb = a[2] * (ctx + q) + a[3] * q
-            t += self._attn_t0_prefill + (tc**p + tb**p) ** inv_p
-        return t
+        return attention_seconds(
+            self._constants,
+            b.prefill_chunk_context,
+            b.prefill_chunk_sq,
+            b.prefill_tokens,
+            b.prefill_context,
+            b.decode_seqs,
+            b.decode_context,
+            b.spec_tokens,
+            b.spec_seqs,
+            b.spec_context,
+        )
 
     def iteration_breakdown(self, batch: IterationBatch) -> dict[str, float]:
         """The iteration time split into named parts (seconds, summed over layers)."""

@@ -123,6 +123,11 @@ def default_prior() -> Prior:
     return _DEFAULT_PRIOR
 
 
+ALL_REDUCE_TOPOLOGIES = ("nvswitch", "pairwise_nvlink", "nvswitch-2nodes", "pcie")
+"""Node topologies with all-reduce parameters: an NVSwitch node (DGX), GPUs linked pairwise by
+NVLink, two NVSwitch nodes over the network, and PCIe (the generic ``ar.*`` parameters)."""
+
+
 def all_reduce_keys(topology: str, num_gpus: int) -> list[str]:
     """Names to try, most specific first, for an all-reduce parameter prefix."""
     return [f"ar.{topology}.n{num_gpus}", f"ar.{topology}", "ar"]
@@ -149,6 +154,7 @@ def validate_params(params: Mapping[str, Any], where: str = "efficiency") -> dic
 
 
 __all__ = [
+    "ALL_REDUCE_TOPOLOGIES",
     "GENERIC_PRIOR",
     "KERNEL_TYPES",
     "Prior",

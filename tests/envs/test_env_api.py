@@ -105,8 +105,8 @@ def test_info_contents_and_reward_is_weighted_sum(env_id):
         assert reward == pytest.approx(expected, rel=1e-12, abs=1e-12)
         # The observation is the pure encoder applied to the reported metrics.
         np.testing.assert_array_equal(obs, env.unwrapped.encode(info["metrics"]))
-        assert info["scenario"] == env.unwrapped.scenario.to_dict()
-        assert info["scenario"]["horizon_s"] == 20.0
+        assert info["scenario"] is env.unwrapped.scenario
+        assert info["scenario"].horizon_s == 20.0
         assert not terminated and not truncated
 
 

@@ -104,7 +104,7 @@ def test_other_project_registers_a_variant_with_the_class(scratch_ids):
     assert env.unwrapped.scenario_name == "llama3-8b-a100-lowload"
     assert (scenario.tbt_slo_s, scenario.load, scenario.horizon_s) == (0.05, 0.3, 60)
     obs, info = env.reset(seed=0)
-    assert info["scenario"]["tbt_slo_s"] == 0.05 and obs in env.observation_space
+    assert info["scenario"].tbt_slo_s == 0.05 and obs in env.observation_space
     for steps in range(1, 100):  # noqa: B007
         *_, terminated, truncated, info = env.step(0)
         if terminated or truncated:

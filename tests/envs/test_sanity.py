@@ -50,9 +50,9 @@ def test_sarathi_static_has_lower_p99_tbt_than_prefill_first_at_strict_slo():
     env.reset(seed=SEED)
     engine = env.unwrapped.engine
     requests = SimpleNamespace(
-        arrival_s=engine.arrival.copy(),
-        prompt_tokens=engine.prompt.copy(),
-        output_tokens=engine.output.copy(),
+        arrival_s=engine.requests.arrival_s.copy(),
+        prompt_tokens=engine.requests.prompt_tokens.copy(),
+        output_tokens=engine.requests.output_tokens.copy(),
     )
     assert len(requests.arrival_s) > 100
     _, info, terminated = run_episode(env, baselines.make("sarathi-static"), seed=SEED)

@@ -41,7 +41,7 @@ def test_each_preset_constructs_resets_and_steps(env_id, name):
     assert unwrapped._capacity > 0 and np.isfinite(unwrapped._capacity)
     obs, info = env.reset(seed=0)
     assert obs in env.observation_space
-    assert info["scenario"]["load"] == expected.load
+    assert info["scenario"].load == expected.load
     rng = np.random.default_rng(0)
     for _ in range(5):
         obs, reward, terminated, _, info = env.step(int(rng.integers(env.action_space.n)))
@@ -56,10 +56,10 @@ def test_random_scenario_varies_per_reset_and_keeps_overrides(env_id):
     for seed in range(12):
         _, info = env.reset(seed=seed)
         sc = info["scenario"]
-        assert sc["horizon_s"] == 7 and sc["max_num_seqs"] == 32  # overrides win
-        assert 0.3 <= sc["load"] <= 1.2
-        assert sc["arrival_cv"] in (1.0, 2.0, 3.0)
-        seen.add((sc["model"], sc["device"], sc["lengths"], round(sc["load"], 6)))
+        assert sc.horizon_s == 7 and sc.max_num_seqs == 32  # overrides win
+        assert 0.3 <= sc.load <= 1.2
+        assert sc.arrival_cv in (1.0, 2.0, 3.0)
+        seen.add((sc.model, sc.device, sc.lengths, round(sc.load, 6)))
         assert info["capacity_rps"] == env.unwrapped.scenario.capacity_rps()
     assert len(seen) >= 10
     assert env.unwrapped.scenario_name == "random"

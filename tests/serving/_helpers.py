@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 
 from servegym.envs.serving import EngineConfig, ServingEngine, kv_capacity_blocks
-from servegym.envs.serving.config import activation_reserve_bytes
 from servegym.envs.serving.engine import FINISHED, REJECTED, RUNNING, WAITING, WATERMARK_FRACTION
+from servegym.envs.serving.kv_blocks import activation_reserve_bytes
+from servegym.envs.serving.state import S_KV_SUM, S_MIN_REMAINING
 from servegym.hardware import get_device, get_model
 
 
@@ -72,10 +73,12 @@ def check_state(engine: ServingEngine) -> None:
     counts = engine.counts()
     arrived = counts["arrived"]
     assert arrived == counts["waiting"] + counts["running"] + counts["finished"] + counts["rejected"], counts
-    by_status = np.bincount(engine.status[:arrived], minlength=5).tolist()
+    by_status = np.bincount(engine.requests.status[:arrived], minlength=5).tolist()
     assert by_status[RUNNING] == counts["running"] <= engine.config.max_num_seqs, (by_status, counts)
     assert by_status[WAITING] == counts["waiting"], (by_status, counts)
-    assert arrived == engine.n or not engine.status[arrived:].any(), "a request left FUTURE before arriving"
+    assert arrived == engine.n or not engine.requests.status[arrived:].any(), (
+        "a request left FUTURE before arriving"
+    )
     # KV cache accounting.
     cap, free, bs = engine.capacity_blocks, engine.free_blocks, engine.block_size
     assert 0 <= free <= cap, (free, cap)
@@ -87,19 +90,19 @@ def check_state(engine: ServingEngine) -> None:
     if len(ids):
         assert not (slots - held * bs).any(), slots
         assert kv.min() >= 0 and (kv <= slots).all(), (kv, slots)
-        assert (engine.status[ids] == RUNNING).all() and len(set(ids.tolist())) == len(ids)
-        assert (gen < engine.output[ids]).all()
+        assert (engine.requests.status[ids] == RUNNING).all() and len(set(ids.tolist())) == len(ids)
+        assert (gen < engine.requests.output_tokens[ids]).all()
         # A decoding request that was never preempted holds the KV of its prompt and all of its
         # output tokens but the last (that one is the next input).
-        fresh = decoding & (engine.preemptions[ids] == 0)
-        assert np.array_equal(kv[fresh], (engine.prompt[ids] + gen - 1)[fresh])
+        fresh = decoding & (engine.requests.preemptions[ids] == 0)
+        assert np.array_equal(kv[fresh], (engine.requests.prompt_tokens[ids] + gen - 1)[fresh])
     # The engine's incremental aggregates of the decode table agree with the table.
-    if hasattr(engine, "_kv_sum"):
-        assert engine._kv_sum == int(kv[decoding].sum())
-    if hasattr(engine, "_min_rem") and decoding.any():
-        assert engine._min_rem == int((engine.output[ids] - gen)[decoding].min())
-    if engine.waiting:
-        assert (engine.status[list(engine.waiting)] == WAITING).all()
+    scalars = engine._state.scalars  # the aggregates the engine keeps up to date
+    assert scalars[S_KV_SUM] == int(kv[decoding].sum())
+    if decoding.any():
+        assert scalars[S_MIN_REMAINING] == int((engine.requests.output_tokens[ids] - gen)[decoding].min())
+    if len(engine.waiting):
+        assert (engine.requests.status[engine.waiting] == WAITING).all()
 
 
 def run_checked(
@@ -112,7 +115,11 @@ def run_checked(
     """Step to completion, checking the invariants after every step and, with ``knob_rng``,
     setting random valid knobs every ``knob_every`` steps. Returns the number of steps."""
     if max_steps is None:
-        max_steps = 4 * int(engine.prompt.sum() + engine.output.sum()) + 4 * engine.n + 1000
+        max_steps = (
+            4 * int(engine.requests.prompt_tokens.sum() + engine.requests.output_tokens.sum())
+            + 4 * engine.n
+            + 1000
+        )
     kmax = engine.config.max_spec_tokens if engine.config.draft is not None else 0
     check_state(engine)
     steps = 0
@@ -138,33 +145,35 @@ def check_completed(engine: ServingEngine) -> None:
     n = engine.n
     assert engine.done and engine.next_arrival == n
     limit = engine.config.context_limit()
-    too_long = engine.prompt + engine.output > limit
-    rejected = engine.status == REJECTED
-    finished = engine.status == FINISHED
+    too_long = engine.requests.prompt_tokens + engine.requests.output_tokens > limit
+    rejected = engine.requests.status == REJECTED
+    finished = engine.requests.status == FINISHED
     assert np.array_equal(rejected, too_long)
     assert np.all(finished | rejected)
-    assert np.array_equal(engine.gen[finished], engine.output[finished])
-    assert np.all(engine.gen[rejected] == 0)
+    assert np.array_equal(engine.requests.generated[finished], engine.requests.output_tokens[finished])
+    assert np.all(engine.requests.generated[rejected] == 0)
     f = finished
-    assert np.all(engine.first_t[f] >= engine.arrival[f])
-    assert np.all(engine.sched_t[f] >= engine.arrival[f])
-    assert np.all(engine.sched_t[f] < engine.first_t[f])
-    assert np.all(engine.first_t[f] <= engine.finish_t[f])
-    assert np.all(engine.finish_t[f] <= engine.now)
-    single = f & (engine.output == 1)
-    assert np.array_equal(engine.first_t[single], engine.finish_t[single])
-    assert np.all(np.isnan(engine.first_t[rejected]) & np.isnan(engine.finish_t[rejected]))
+    assert np.all(engine.requests.first_token_s[f] >= engine.requests.arrival_s[f])
+    assert np.all(engine.requests.scheduled_s[f] >= engine.requests.arrival_s[f])
+    assert np.all(engine.requests.scheduled_s[f] < engine.requests.first_token_s[f])
+    assert np.all(engine.requests.first_token_s[f] <= engine.requests.finished_s[f])
+    assert np.all(engine.requests.finished_s[f] <= engine.now)
+    single = f & (engine.requests.output_tokens == 1)
+    assert np.array_equal(engine.requests.first_token_s[single], engine.requests.finished_s[single])
+    assert np.all(
+        np.isnan(engine.requests.first_token_s[rejected]) & np.isnan(engine.requests.finished_s[rejected])
+    )
     tot = engine.totals()
     assert tot.first_tokens == int(f.sum())
-    assert tot.first_tokens + tot.decode_tokens == int(engine.output[f].sum())
+    assert tot.first_tokens + tot.decode_tokens == int(engine.requests.output_tokens[f].sum())
     assert tot.finished == int(f.sum())
     assert tot.rejected == int(rejected.sum()) == sum(engine.rejected.values())
     assert tot.arrivals == n
-    assert tot.preemptions == int(engine.preemptions.sum())
+    assert tot.preemptions == int(engine.requests.preemptions.sum())
     if tot.preemptions == 0:
-        assert tot.prefill_tokens == int(engine.prompt[f].sum())
+        assert tot.prefill_tokens == int(engine.requests.prompt_tokens[f].sum())
     else:
-        assert tot.prefill_tokens > int(engine.prompt[f].sum())
+        assert tot.prefill_tokens > int(engine.requests.prompt_tokens[f].sum())
     assert tot.accepted <= tot.drafted
     assert engine.free_blocks == engine.capacity_blocks
     assert engine.num_running == 0 and not engine.waiting

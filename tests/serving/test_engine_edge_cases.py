@@ -57,7 +57,7 @@ def test_budget_caps_decodes_oldest_first():
         config, Requests(np.zeros(6), np.full(6, 20), np.full(6, 50)), np.random.default_rng(0)
     )
     engine.step()  # all six prefill in one iteration
-    assert engine.nd == 6
+    assert engine.num_decoding == 6
     engine.token_budget = 4
     result = engine.step()
     assert result.decode_seqs == 4
@@ -78,8 +78,8 @@ def test_resumed_request_holds_the_kv_of_all_its_tokens():
         engine.step()
         view = engine.running_view()
         ids = view["id"]
-        resumed = view["decoding"] & (engine.preemptions[ids] > 0)
-        expected = engine.prompt[ids] + view["generated"] - 1
+        resumed = view["decoding"] & (engine.requests.preemptions[ids] > 0)
+        expected = engine.requests.prompt_tokens[ids] + view["generated"] - 1
         np.testing.assert_array_equal(view["kv"][resumed], expected[resumed])
         checked += int(resumed.sum())
     assert checked > 0 and engine.totals().preemptions > 0
@@ -93,8 +93,12 @@ def test_preemption_picks_the_last_admitted_and_requeues_it_first():
     while engine.totals().preemptions == 0:
         engine.step()
         check_state(engine)
-    assert engine.preemptions.tolist() == [0, 0, 1] or engine.preemptions.tolist() == [0, 1, 0]
-    victim = int(np.argmax(engine.preemptions))
+    assert engine.requests.preemptions.tolist() == [0, 0, 1] or engine.requests.preemptions.tolist() == [
+        0,
+        1,
+        0,
+    ]
+    victim = int(np.argmax(engine.requests.preemptions))
     assert engine.waiting[0] == victim
     assert victim == max(engine.running_view()["id"].max(), victim)  # no younger request survived
     run_checked(engine)
@@ -120,7 +124,7 @@ def test_idle_step_jumps_to_the_next_arrival_but_not_past_the_limit():
     engine.run_until(4.0)
     assert engine.now == 4.0 and engine.counts()["arrived"] == 0
     engine.run_until(100.0)
-    assert engine.done and engine.first_t[0] > 5.0
+    assert engine.done and engine.requests.first_token_s[0] > 5.0
     assert engine.step().duration_s == 0.0  # done: stepping is a no-op
     assert engine.now < 100.0
 
@@ -166,7 +170,7 @@ def test_decode_first_chunks_long_prompts_within_the_budget():
     engine = ServingEngine(config, Requests([0.0], [200], [3]), np.random.default_rng(0))
     chunks = [engine.step().prefill_tokens for _ in range(4)]
     assert chunks == [64, 64, 64, 8]
-    assert not math.isnan(engine.first_t[0])
+    assert not math.isnan(engine.requests.first_token_s[0])
 
 
 def test_max_model_len_above_the_model_context_is_refused():

@@ -153,7 +153,7 @@ def test_tight_kv_cache_preempts_and_still_completes(policy, draft):
     run_checked(engine, np.random.default_rng(2), knob_every=3)
     check_completed(engine)
     assert engine.totals().preemptions > 0
-    assert engine.preemptions.max() >= 1
+    assert engine.requests.preemptions.max() >= 1
 
 
 def test_llama3_8b_on_l4_preempts_at_max_model_len_2048():
@@ -171,7 +171,7 @@ def test_too_long_requests_are_rejected_at_arrival():
     engine = ServingEngine(config, requests, np.random.default_rng(0))
     run_checked(engine)
     check_completed(engine)
-    assert engine.status.tolist() == [FINISHED, FINISHED, FINISHED, REJECTED]
+    assert engine.requests.status.tolist() == [FINISHED, FINISHED, FINISHED, REJECTED]
     assert engine.rejected == {"prompt + output longer than max_model_len": 1}
 
 
@@ -195,10 +195,10 @@ def _spec_scenario(seed: int) -> ServingEngine:
 def _snapshot(engine: ServingEngine) -> dict:
     tot = engine.totals()
     return {
-        "first_t": engine.first_t.copy(),
-        "finish_t": engine.finish_t.copy(),
-        "sched_t": engine.sched_t.copy(),
-        "preemptions": engine.preemptions.copy(),
+        "first_t": engine.requests.first_token_s.copy(),
+        "finish_t": engine.requests.finished_s.copy(),
+        "sched_t": engine.requests.scheduled_s.copy(),
+        "preemptions": engine.requests.preemptions.copy(),
         "totals": tot.as_dict(),
         "gaps": tot.gaps.counts.copy(),
         "accepted_at_position": tot.accepted_at_position.copy(),
@@ -223,7 +223,9 @@ def test_same_seed_same_run():
 
 def test_different_seed_different_speculation():
     a, b = _spec_scenario(3), _spec_scenario(4)
-    assert a.totals().accepted != b.totals().accepted or not np.array_equal(a.finish_t, b.finish_t)
+    assert a.totals().accepted != b.totals().accepted or not np.array_equal(
+        a.requests.finished_s, b.requests.finished_s
+    )
 
 
 def test_clone_is_independent_and_replays_the_original():
@@ -237,8 +239,8 @@ def test_clone_is_independent_and_replays_the_original():
         engine.counts(),
         engine.free_blocks,
         list(engine.waiting),
-        engine.gen.copy(),
-        engine.status.copy(),
+        engine.requests.generated.copy(),
+        engine.requests.status.copy(),
         engine.rng.bit_generator.state,
     )
     twin = engine.clone()
@@ -249,8 +251,8 @@ def test_clone_is_independent_and_replays_the_original():
     assert state[0] == engine.counts()
     assert state[1] == engine.free_blocks
     assert state[2] == list(engine.waiting)
-    np.testing.assert_array_equal(state[3], engine.gen)
-    np.testing.assert_array_equal(state[4], engine.status)
+    np.testing.assert_array_equal(state[3], engine.requests.generated)
+    np.testing.assert_array_equal(state[4], engine.requests.status)
     assert state[5] == engine.rng.bit_generator.state
     # A clone left with the same knobs continues exactly as the original does.
     same = engine.clone()

@@ -45,14 +45,14 @@ def _run(config: EngineConfig, requests: Requests, alpha: float | None = None) -
     """Simulate to completion; ``alpha`` fixes every request's per-token acceptance rate."""
     engine = ServingEngine(config, requests, np.random.default_rng(SEED))
     if alpha is not None:
-        engine.alpha[:] = alpha
+        engine.requests.alpha[:] = alpha
     engine.run_to_completion()
     return engine
 
 
 def _mean_ttft(engine: ServingEngine) -> float:
-    started = ~np.isnan(engine.first_t)
-    return float(np.mean(engine.first_t[started] - engine.arrival[started]))
+    started = ~np.isnan(engine.requests.first_token_s)
+    return float(np.mean(engine.requests.first_token_s[started] - engine.requests.arrival_s[started]))
 
 
 # ---- chunked prefill -------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def _prefill_seconds(model: str, tp: int, prompt: int, budget: int) -> float:
     """TTFT of one request alone in the engine (prefill in ``budget``-token chunks)."""
     config = EngineConfig(model=model, device="a100-80gb", tp=tp, token_budget=budget, max_model_len=16384)
     engine = _run(config, Requests(np.zeros(1), np.array([prompt]), np.array([1])))
-    return float(engine.first_t[0])
+    return float(engine.requests.first_token_s[0])
 
 
 # CodeLlama-34B at TP2 stands in for the artifact's Yi-34B-200K at TP2 (both 34B, GQA 8 heads).
@@ -457,7 +457,7 @@ def _long_context(draft: str, k: int, batch: int) -> tuple[dict[str, float], int
         token_budget=2048,
     )
     engine = ServingEngine(config, _burst(LONG_CONTEXT, batch), np.random.default_rng(SEED))
-    engine.alpha[:] = 0.6
+    engine.requests.alpha[:] = 0.6
     peak = 0
     while not engine.done:
         peak = max(peak, engine.step().decode_seqs)

@@ -107,7 +107,7 @@ def test_ngram_without_matches_drafts_nothing():
     plain = _run()
     # Without matches every step is a plain decode step: the same number of steps and times.
     assert tot.decode_steps == plain.totals().decode_steps
-    np.testing.assert_allclose(engine.finish_t, plain.finish_t, rtol=1e-12)
+    np.testing.assert_allclose(engine.requests.finished_s, plain.requests.finished_s, rtol=1e-12)
 
 
 @pytest.mark.parametrize("draft", ["ngram", "Llama-68M"])
@@ -144,10 +144,10 @@ def test_measured_acceptance_follows_the_request_rates():
     engine = _run(draft="Llama-68M", spec_tokens=k, acceptance="summarization")
     tot = engine.totals()
     # E[accepted] / k over the requests' alpha, weighted by their verification steps (roughly by output).
-    alpha = engine.alpha
+    alpha = engine.requests.alpha
     assert np.all((alpha > 0) & (alpha < 1))
     per_request = (expected_tokens_per_step(alpha, k) - 1) / k
-    weights = engine.output / expected_tokens_per_step(alpha, k)
+    weights = engine.requests.output_tokens / expected_tokens_per_step(alpha, k)
     predicted = float((per_request * weights).sum() / weights.sum())
     assert tot.accepted / tot.drafted == pytest.approx(predicted, abs=0.05)
 
@@ -170,13 +170,13 @@ def test_acceptance_drift_lowers_the_measured_acceptance():
 def test_drift_after_the_run_changes_nothing():
     a = _run(draft="ngram", spec_tokens=2, ngram_hit_rate=1.0)
     b = _run(draft="ngram", spec_tokens=2, ngram_hit_rate=1.0, acceptance_drift=((1e6, 0.1),))
-    np.testing.assert_array_equal(a.finish_t, b.finish_t)
+    np.testing.assert_array_equal(a.requests.finished_s, b.requests.finished_s)
     assert a.totals().accepted == b.totals().accepted
 
 
 def test_requests_without_a_draft_have_no_acceptance_rate():
     engine = ServingEngine(EngineConfig(model="Llama-68M"), _requests(), np.random.default_rng(0))
-    assert not engine.alpha.any()
+    assert not engine.requests.alpha.any()
 
 
 def test_draft_model_proposes_nothing_past_its_context():

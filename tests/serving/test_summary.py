@@ -80,8 +80,10 @@ def test_summary_values_are_consistent(spec_run):
     assert 0.0 <= s["goodput_requests_per_s"] <= s["requests_per_s"]
     assert s["goodput_requests_per_s"] == pytest.approx(s["slo_attainment"] * s["requests_per_s"])
     assert s["requests_per_s"] == pytest.approx(s["requests_finished"] / engine.now)
-    finished = engine.status == FINISHED
-    assert s["output_tokens_per_s"] * engine.now == pytest.approx(engine.output[finished].sum())
+    finished = engine.requests.status == FINISHED
+    assert s["output_tokens_per_s"] * engine.now == pytest.approx(
+        engine.requests.output_tokens[finished].sum()
+    )
     assert s["throughput_tokens_per_s"] > s["output_tokens_per_s"]
     assert s["ttft_p50_s"] <= s["ttft_p90_s"] <= s["ttft_p99_s"]
     assert s["tbt_p50_s"] <= s["tbt_p99_s"]
@@ -92,13 +94,15 @@ def test_summary_values_are_consistent(spec_run):
     assert s["iterations"] == engine.iterations
     tot = engine.totals()
     assert s["acceptance_rate"] == tot.accepted / tot.drafted
-    ttft = engine.first_t[finished] - engine.arrival[finished]
+    ttft = engine.requests.first_token_s[finished] - engine.requests.arrival_s[finished]
     assert s["ttft_p50_s"] == pytest.approx(np.quantile(ttft, 0.5))
-    e2e = engine.finish_t[finished] - engine.arrival[finished]
+    e2e = engine.requests.finished_s[finished] - engine.requests.arrival_s[finished]
     assert s["e2e_mean_s"] == pytest.approx(e2e.mean())
     assert s["e2e_mean_s"] >= float(ttft.mean())
-    multi = finished & (engine.output > 1)
-    tpot = (engine.finish_t[multi] - engine.first_t[multi]) / (engine.output[multi] - 1)
+    multi = finished & (engine.requests.output_tokens > 1)
+    tpot = (engine.requests.finished_s[multi] - engine.requests.first_token_s[multi]) / (
+        engine.requests.output_tokens[multi] - 1
+    )
     assert s["tpot_mean_s"] == pytest.approx(tpot.mean())
     # TBT quantiles are bin upper edges: within one 6% bin above the exact TPOT-like gaps.
     assert s["tbt_p50_s"] > 0
