@@ -183,7 +183,7 @@ def test_an_episode_ends_within_its_step_limit_with_kpis(env_id):
     rng = np.random.default_rng(2)
     env.reset(seed=2)
     limit = env.spec.max_episode_steps
-    for steps in range(1, limit + 1):
+    for steps in range(1, limit + 1):  # noqa: B007 - the count is checked below
         _, _, terminated, truncated, info = env.step(_valid_action(env, rng))
         if terminated or truncated:
             break
