@@ -55,7 +55,8 @@ def encode_chunk_observation(m: Mapping[str, float]) -> np.ndarray:
         m["mean_context"] / 8192.0,
         m["prefilling"] / 8.0,
     )
-    return np.clip(np.asarray(values, dtype=np.float32), OBS_LOW, OBS_HIGH)
+    obs = np.array(values, dtype=np.float32)
+    return obs.clip(OBS_LOW, OBS_HIGH, out=obs)
 
 
 class ChunkedPrefillEnv(ServingControlEnv):
@@ -158,10 +159,10 @@ class ChunkedPrefillEnv(ServingControlEnv):
         self.budget_index = action
         self.engine.token_budget = BUDGET_MENU[action]
 
-    def _advance(self) -> None:
-        self.engine.run_until(self.engine.now + self.control_interval_s)
+    def _advance(self) -> list[float]:
+        return self.engine.run_for_window(until=self.engine.now + self.control_interval_s)
 
-    def _metrics(self, window: Mapping[str, float]) -> dict[str, float]:
+    def _metrics(self, window: list[float]) -> dict[str, float]:
         m = self._common_metrics(window)
         m["budget"] = float(BUDGET_MENU[self.budget_index])
         m["budget_index"] = float(self.budget_index)

@@ -76,6 +76,9 @@ class ServingScenario:
             length_preset(self.lengths)  # raises with the list of presets
         self.engine_config()  # validates the instance fields (and the KV cache)
 
+    def __deepcopy__(self, memo: dict) -> ServingScenario:
+        return self  # frozen, and its cached parts are immutable: copies (SB3 copies infos) share it
+
     def length_distribution(self) -> LognormalLengths:
         if self.lengths != "custom":
             return length_preset(self.lengths)

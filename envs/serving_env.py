@@ -16,8 +16,21 @@ import numpy as np
 from .scenarios import ServingScenario, random_scenario, resolve_scenario
 from .serving.engine import ServingEngine
 from .serving.summary import summarize
+from .serving.windows import SUMMARY as S
 
 QUEUE_EXPLOSION_S = 30.0  # scheduling delay that ends an episode early (chunk_spec.md D.1)
+
+
+_INTS = (int, np.int64, np.int32)
+
+
+class FloatDict(dict):
+    """A dict of float values (metrics, reward terms). Its deep copy is a plain copy, which is
+    exact for immutable values and spares vectorised wrappers (SB3's DummyVecEnv deep-copies
+    every info) a call per entry."""
+
+    def __deepcopy__(self, memo: dict) -> FloatDict:
+        return FloatDict(self)
 
 
 class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
@@ -63,11 +76,13 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
     def _apply_action(self, action: int) -> None:
         raise NotImplementedError
 
-    def _advance(self) -> None:
+    def _advance(self) -> list[float]:
+        """Simulate one decision interval; returns the engine's window summary."""
         raise NotImplementedError
 
-    def _metrics(self, window: Mapping[str, float]) -> dict[str, float]:
-        """The metrics a live system would report, from the engine's window summary."""
+    def _metrics(self, window: list[float]) -> dict[str, float]:
+        """The metrics a live system would report, from the engine's window summary (a list
+        indexed by ``serving.windows.SUMMARY``)."""
         raise NotImplementedError
 
     def _reward_terms(self, metrics: Mapping[str, float]) -> dict[str, float]:
@@ -95,7 +110,6 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
         requests = self.scenario.workload().sample(rng, self.scenario.horizon_s)
         engine_rng = np.random.default_rng(rng.integers(2**63))
         self.engine = ServingEngine(self.scenario.engine_config(), requests, engine_rng)
-        self._steps = 0
         self._arrival_ewma = self.scenario.load * self._capacity
         self.last_metrics = self._metrics(self.engine.take_window_summary())
         return self.encode(self.last_metrics), self._info({})
@@ -103,7 +117,8 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
     def step(self, action):
         if self.engine is None:
             raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
-        if not self.action_space.contains(action):
+        fast = type(action) in _INTS and 0 <= action < self.action_space.n
+        if not fast and not self.action_space.contains(action):
             if isinstance(action, (np.ndarray, list)) and np.size(action) == 1:
                 action = np.asarray(action).reshape(()).item()
             if not self.action_space.contains(action) and not (
@@ -115,9 +130,7 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
                 )
         action = int(action)
         self._apply_action(action)
-        self._advance()
-        self._steps += 1
-        metrics = self._metrics(self.engine.take_window_summary())
+        metrics = self._metrics(self._advance())
         self.last_metrics = metrics
         terms = self._reward_terms(metrics)
         reward = float(sum(self.reward_weights[name] * value for name, value in terms.items()))
@@ -132,8 +145,8 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
 
     def _info(self, terms: Mapping[str, float]) -> dict[str, Any]:
         return {
-            "metrics": dict(self.last_metrics),
-            "reward_terms": dict(terms),
+            "metrics": FloatDict(self.last_metrics),
+            "reward_terms": FloatDict(terms),
             "scenario": self.scenario,
             "capacity_rps": self._capacity,
             "action_mask": self.action_masks(),
@@ -161,48 +174,48 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
         return " ".join(f"{k}={m[k]:.3g}" for k in keys)
 
     # -- shared metrics --------------------------------------------------------------------------
-    def _common_metrics(self, w: Mapping[str, float]) -> dict[str, float]:
+    def _common_metrics(self, w: list[float]) -> dict[str, float]:
         sc = self.scenario
-        now = w["now_s"]
-        elapsed = max(now - w["start_s"], 1e-9)
-        iterations = w["iterations"]
-        rate = w["arrivals"] / elapsed
+        now = w[S.now_s]
+        elapsed = max(now - w[S.start_s], 1e-9)
+        iterations = w[S.iterations]
+        rate = w[S.arrivals] / elapsed
         self._arrival_ewma = 0.8 * self._arrival_ewma + 0.2 * rate
         return {
             "time_s": now,
             "window_s": elapsed,
-            "running": w["running"],
-            "decoding": w["decoding"],
-            "prefilling": w["prefilling"],
-            "waiting": w["waiting"],
-            "waiting_prompt_tokens": w["waiting_prompt_tokens"],
-            "oldest_wait_s": w["oldest_wait_s"],
-            "kv_utilization": w["kv_utilization"],
-            "preemptions": w["preemptions"],
+            "running": w[S.running],
+            "decoding": w[S.decoding],
+            "prefilling": w[S.prefilling],
+            "waiting": w[S.waiting],
+            "waiting_prompt_tokens": w[S.waiting_prompt_tokens],
+            "oldest_wait_s": w[S.oldest_wait_s],
+            "kv_utilization": w[S.kv_utilization],
+            "preemptions": w[S.preemptions],
             "iterations": iterations,
-            "mean_iteration_s": w["busy_s"] / iterations if iterations else 0.0,
-            "max_iteration_s": w["max_iteration_s"],
-            "p99_iteration_s": w["p99_iteration_s"],
-            "p99_tbt_s": w["p99_gap_s"],
-            "p50_tbt_s": w["p50_gap_s"],
-            "tbt_excess": w["tbt_excess"],
-            "slow_steps": w["slow_steps"],
-            "decode_steps": w["decode_steps"],
-            "first_tokens": w["first_tokens"],
-            "first_tokens_late": w["first_tokens_late"],
-            "ttft_excess": w["ttft_excess"],
-            "decode_tokens": w["decode_tokens"],
-            "prefill_tokens": w["prefill_tokens"],
-            "tokens_within_slo": w["tokens_within_slo"],
-            "finished": w["finished"],
-            "arrivals": w["arrivals"],
+            "mean_iteration_s": w[S.busy_s] / iterations if iterations else 0.0,
+            "max_iteration_s": w[S.max_iteration_s],
+            "p99_iteration_s": w[S.p99_iteration_s],
+            "p99_tbt_s": w[S.p99_gap_s],
+            "p50_tbt_s": w[S.p50_gap_s],
+            "tbt_excess": w[S.tbt_excess],
+            "slow_steps": w[S.slow_steps],
+            "decode_steps": w[S.decode_steps],
+            "first_tokens": w[S.first_tokens],
+            "first_tokens_late": w[S.first_tokens_late],
+            "ttft_excess": w[S.ttft_excess],
+            "decode_tokens": w[S.decode_tokens],
+            "prefill_tokens": w[S.prefill_tokens],
+            "tokens_within_slo": w[S.tokens_within_slo],
+            "finished": w[S.finished],
+            "arrivals": w[S.arrivals],
             "arrival_rate": rate,
             "arrival_rate_ewma": self._arrival_ewma,
             "capacity_rps": self._capacity,
-            "mean_context": w["mean_context"],
-            "p90_context": w["p90_context"],
-            "decode_only_fraction": w["decode_only_iterations"] / iterations if iterations else 1.0,
-            "busy_fraction": min(w["busy_s"] / elapsed, 1.0),
+            "mean_context": w[S.mean_context],
+            "p90_context": w[S.p90_context],
+            "decode_only_fraction": w[S.decode_only_iterations] / iterations if iterations else 1.0,
+            "busy_fraction": min(w[S.busy_s] / elapsed, 1.0),
             "max_num_seqs": float(sc.max_num_seqs),
             "tbt_slo_s": sc.tbt_slo_s,
             "ttft_slo_s": sc.ttft_slo_s,

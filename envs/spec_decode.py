@@ -11,9 +11,11 @@ from gymnasium import spaces
 from servegym.hardware import IterationBatch
 
 from .scenarios import SPEC_PRESETS, ServingScenario
+from .serving.windows import SUMMARY as S
 from .serving_env import ServingControlEnv
 
 K_MAX = 8
+ACCEPTANCE_KEYS = tuple(f"acceptance_pos{i + 1}" for i in range(K_MAX))
 ACCEPTANCE_EWMA = 0.3  # weight of the newest window in the per-position acceptance estimate
 
 OBSERVATION_FIELDS = (
@@ -49,7 +51,7 @@ def encode_spec_observation(m: Mapping[str, float]) -> np.ndarray:
         m["kv_utilization"],
         m["mean_context"] / 8192.0,
         m["p90_context"] / 8192.0,
-        *(m[f"acceptance_pos{i + 1}"] for i in range(K_MAX)),
+        *(m[key] for key in ACCEPTANCE_KEYS),
         m["acceptance_rate"],
         m["draft_s"] / busy if busy > 0 else 0.0,
         m["mean_iteration_s"] / slo,
@@ -59,7 +61,8 @@ def encode_spec_observation(m: Mapping[str, float]) -> np.ndarray:
         m["arrival_rate_ewma"] / max(m["capacity_rps"], 1e-9),
         m["first_tokens_late"] / first if first else 0.0,
     ]
-    return np.clip(np.asarray(values, dtype=np.float32), OBS_LOW, OBS_HIGH)
+    obs = np.array(values, dtype=np.float32)
+    return obs.clip(OBS_LOW, OBS_HIGH, out=obs)
 
 
 class SpecDecodeEnv(ServingControlEnv):
@@ -147,33 +150,32 @@ class SpecDecodeEnv(ServingControlEnv):
     encode = staticmethod(encode_spec_observation)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        self._acceptance = np.full(K_MAX, 0.7)  # prior: SmartSpec's initial alpha
+        self._acceptance = [0.7] * K_MAX  # prior: SmartSpec's initial alpha
         return super().reset(seed=seed, options=options)
 
     def _apply_action(self, action: int) -> None:
         self.engine.spec_tokens = action
 
-    def _advance(self) -> None:
-        self.engine.run_iterations(self.decision_iterations, self.scenario.horizon_s)
+    def _advance(self) -> list[float]:
+        return self.engine.run_for_window(until=self.scenario.horizon_s, iterations=self.decision_iterations)
 
-    def _metrics(self, w: Mapping[str, float]) -> dict[str, float]:
+    def _metrics(self, w: list[float]) -> dict[str, float]:
         m = self._common_metrics(w)
-        drafted = np.array([w[f"drafted_at_position_{i}"] for i in range(K_MAX)])
-        accepted = np.array([w[f"accepted_at_position_{i}"] for i in range(K_MAX)])
-        seen = drafted > 0
-        window_rate = np.where(seen, accepted / np.maximum(drafted, 1), self._acceptance)
-        self._acceptance = np.where(
-            seen, (1 - ACCEPTANCE_EWMA) * self._acceptance + ACCEPTANCE_EWMA * window_rate, self._acceptance
-        )
-        for i in range(K_MAX):
-            m[f"acceptance_pos{i + 1}"] = float(self._acceptance[i])
-        m["acceptance_rate"] = w["accepted"] / w["drafted"] if w["drafted"] else 0.0
-        m["drafted"] = w["drafted"]
-        m["accepted"] = w["accepted"]
-        m["draft_s"] = w["draft_s"]
-        m["busy_s"] = w["busy_s"]
+        drafted = w[S.drafted_at_position : S.drafted_at_position + K_MAX]
+        accepted = w[S.accepted_at_position : S.accepted_at_position + K_MAX]
+        self._acceptance = [  # EWMA of each draft position's acceptance, where it was drafted
+            (1 - ACCEPTANCE_EWMA) * old + ACCEPTANCE_EWMA * (a / d) if d > 0 else old
+            for old, a, d in zip(self._acceptance, accepted, drafted, strict=True)
+        ]
+        m.update(zip(ACCEPTANCE_KEYS, self._acceptance, strict=True))
+        drafted_total, accepted_total, iterations = w[S.drafted], w[S.accepted], w[S.iterations]
+        m["acceptance_rate"] = accepted_total / drafted_total if drafted_total else 0.0
+        m["drafted"] = drafted_total
+        m["accepted"] = accepted_total
+        m["draft_s"] = w[S.draft_s]
+        m["busy_s"] = w[S.busy_s]
         m["spec_tokens"] = float(self.engine.spec_tokens)
-        m["mean_batch"] = w["batch_size_sum"] / w["iterations"] if w["iterations"] else 0.0
+        m["mean_batch"] = w[S.batch_size_sum] / iterations if iterations else 0.0
         m["k0_token_rate"] = self._k0_rate(m)
         return m
 

@@ -100,6 +100,9 @@ class EngineConfig:
         if self.draft is not None and self.draft.lower() != "ngram":
             get_model(self.draft)  # an unknown draft model fails here, naming the catalog
 
+    def __deepcopy__(self, memo: dict) -> EngineConfig:
+        return self  # frozen; the resolved model, device and latency models are never mutated
+
     # -- resolved pieces (built once per configuration) ------------------------------------------
     def model_spec(self) -> ModelSpec:
         return self.model

@@ -97,7 +97,7 @@ from .state import (
     EngineState,
     new_window_arrays,
 )
-from .windows import N_SUMMARY, SUMMARY_FIELDS, close_window
+from .windows import N_SUMMARY, SUMMARY, close_window
 
 __all__ = [
     "FINISHED",
@@ -111,10 +111,8 @@ __all__ = [
 ]
 
 TOO_LONG = "prompt + output longer than max_model_len"
-_ACCEPTED = SUMMARY_FIELDS.index("accepted_at_position_0")
-_ACCEPTED = slice(_ACCEPTED, _ACCEPTED + MAX_POSITIONS)
-_DRAFTED = SUMMARY_FIELDS.index("drafted_at_position_0")
-_DRAFTED = slice(_DRAFTED, _DRAFTED + MAX_POSITIONS)
+_ACCEPTED = slice(SUMMARY.accepted_at_position, SUMMARY.accepted_at_position + MAX_POSITIONS)
+_DRAFTED = slice(SUMMARY.drafted_at_position, SUMMARY.drafted_at_position + MAX_POSITIONS)
 
 
 class RequestArrays(Protocol):
@@ -163,9 +161,10 @@ def arrive(state, cfg) -> None:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def is_done(state) -> bool:  # pragma: no cover - compiled
-    s = state.scalars
-    return s[S_NEXT_ARRIVAL] >= s[S_N] and s[S_WAIT_LEN] == 0 and running_count(state) == 0
+def is_done(scalars) -> bool:  # pragma: no cover - compiled
+    """Every request has arrived and none is waiting or running."""
+    s = scalars
+    return s[S_NEXT_ARRIVAL] >= s[S_N] and s[S_WAIT_LEN] == 0 and s[S_DECODING] + s[S_PREFILLING] == 0
 
 
 @njit(cache=True)
@@ -197,7 +196,7 @@ def step(state, cfg, lm, draft, t_limit):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def run_until(state, cfg, lm, draft, t_end) -> None:  # pragma: no cover - compiled
-    while state.now[0] < t_end and not is_done(state):
+    while state.now[0] < t_end and not is_done(state.scalars):
         step(state, cfg, lm, draft, t_end)
 
 
@@ -205,10 +204,23 @@ def run_until(state, cfg, lm, draft, t_end) -> None:  # pragma: no cover - compi
 def run_iterations(state, cfg, lm, draft, count, t_limit) -> int:  # pragma: no cover - compiled
     """Up to ``count`` iterations that did work (idle jumps don't count), stopping at ``t_limit``."""
     ran = 0
-    while ran < count and not is_done(state) and state.now[0] < t_limit:
+    while ran < count and not is_done(state.scalars) and state.now[0] < t_limit:
         if step(state, cfg, lm, draft, t_limit)[0] > 0:
             ran += 1
     return ran
+
+
+@njit(cache=True)
+def run_and_close_window(
+    state, cfg, lm, draft, totals, iterations, t_end, gaps_out, iterations_out, summary
+) -> None:  # pragma: no cover - compiled
+    """One decision's worth of simulation and its window, in one call: ``iterations`` > 0 runs
+    that many working iterations (stopping at ``t_end``), else runs until ``t_end``."""
+    if iterations > 0:
+        run_iterations(state, cfg, lm, draft, iterations, t_end)
+    else:
+        run_until(state, cfg, lm, draft, t_end)
+    close_window(state, cfg, totals, gaps_out, iterations_out, summary)
 
 
 # -- the interface ----------------------------------------------------------------------------
@@ -402,7 +414,7 @@ class ServingEngine:
 
     @property
     def done(self) -> bool:
-        return bool(is_done(self._state))
+        return bool(is_done(self._state.scalars))
 
     @property
     def n(self) -> int:
@@ -528,11 +540,21 @@ class ServingEngine:
             iteration_times=LogHistogram(iterations),
         )  # fmt: skip
 
-    def take_window_summary(self) -> dict[str, float]:
-        """The window's counters, quantiles and the queue now, by ``windows.SUMMARY_FIELDS`` name
-        (what an env reports per decision; one compiled call); starts a new window."""
-        summary = self._close_window(self._scratch_hists[0], self._scratch_hists[1])
-        return dict(zip(SUMMARY_FIELDS, summary.tolist(), strict=True))
+    def take_window_summary(self) -> list[float]:
+        """The window's counters, quantiles and the queue now (indexed by ``windows.SUMMARY``;
+        what an env reports per decision); starts a new window."""
+        return self._close_window(*self._scratch_hists).tolist()
+
+    def run_for_window(self, *, until: float, iterations: int = 0) -> list[float]:
+        """Run until the clock reaches ``until`` (or, with ``iterations`` > 0, that many working
+        iterations, stopping at ``until``), then take the window summary: a controller's
+        decision interval in one compiled call."""
+        summary = np.empty(N_SUMMARY)
+        run_and_close_window(
+            self._state, self._cfg, self._lm_tables, self._draft_tables, self._totals, int(iterations),
+            float(until), *self._scratch_hists, summary,
+        )  # fmt: skip
+        return summary.tolist()
 
     def _close_window(self, gaps: np.ndarray, iterations: np.ndarray) -> np.ndarray:
         summary = np.empty(N_SUMMARY)

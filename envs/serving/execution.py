@@ -129,8 +129,10 @@ def pairwise_sum(values, lo, n) -> float:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _column(state, all_decodes, j) -> int:  # pragma: no cover - compiled
-    return j if all_decodes else state.plan_cols[j]
+def planned_columns(state, all_decodes, n_dec) -> np.ndarray:  # pragma: no cover - compiled
+    """The decode columns the plan runs (hot loops index this local array; reading fields of
+    the state tuple inside a loop costs a reference-count update each time)."""
+    return np.arange(n_dec) if all_decodes else state.plan_cols[:n_dec]
 
 
 @njit(cache=True)
@@ -187,12 +189,13 @@ def execute(state, cfg, lm, draft, all_decodes, n_dec, proposes, first, pieces):
         if proposes:
             props = state.plan_proposals[:n_dec]
             k = props.max()
+            cols = planned_columns(state, all_decodes, n_dec)
             n_verifying = 0
             verifying_context = 0
             for j in range(n_dec):
                 if props[j] > 0:
                     n_verifying += 1
-                    verifying_context += kv[_column(state, all_decodes, j)]
+                    verifying_context += kv[cols[j]]
             if k and n_verifying < n_dec:
                 spec_seqs = n_verifying
                 spec_context = float(verifying_context)
@@ -250,9 +253,7 @@ def execute(state, cfg, lm, draft, all_decodes, n_dec, proposes, first, pieces):
 def accept_drafts(state, cfg, all_decodes, n_dec, k, now) -> np.ndarray:  # pragma: no cover
     """Accepted drafts per verifying decode (leading successes of Bernoulli(alpha_r), capped at
     its proposals), counted per draft position."""
-    alpha = np.empty(n_dec)
-    for j in range(n_dec):
-        alpha[j] = state.dec_floats[D_ALPHA, _column(state, all_decodes, j)]
+    alpha = state.dec_floats[D_ALPHA][planned_columns(state, all_decodes, n_dec)]
     if len(cfg.drift_times):
         m = drift_at(cfg.drift_times, cfg.drift_multipliers, now)
         for j in range(n_dec):
@@ -282,19 +283,20 @@ def emit_decode_tokens(state, cfg, all_decodes, n_dec, k, now, previous_end) -> 
     """Emit the planned decode columns' tokens; True if some request has produced all its output."""
     s, di, df = state.scalars, state.dec_ints, state.dec_floats
     wi, wf = state.win_ints, state.win_floats
+    cols = planned_columns(state, all_decodes, n_dec)
     emitted = np.ones(n_dec, dtype=np.int64)
     if k:
         accepted = accept_drafts(state, cfg, all_decodes, n_dec, k, now)
         n_tokens = 0
         for j in range(n_dec):
-            c = _column(state, all_decodes, j)
+            c = cols[j]
             emitted[j] = min(accepted[j] + 1, di[D_REMAINING, c])
             di[D_KV, c] += 1 + accepted[j]
             di[D_REMAINING, c] -= emitted[j]
             n_tokens += emitted[j]
     else:
         for j in range(n_dec):
-            c = _column(state, all_decodes, j)
+            c = cols[j]
             di[D_KV, c] += 1
             di[D_REMAINING, c] -= 1
         n_tokens = n_dec
@@ -305,11 +307,13 @@ def emit_decode_tokens(state, cfg, all_decodes, n_dec, k, now, previous_end) -> 
     if s[S_DECODES_CURRENT] and all_decodes:  # every gap is this iteration's duration
         gap = now - previous_end
         hist_add_one(state.gap_hist, gap, n_dec)
+        max_gaps = df[D_MAX_GAP_S]
         for c in range(n_dec):
-            df[D_MAX_GAP_S, c] = max(df[D_MAX_GAP_S, c], gap)
+            max_gaps[c] = max(max_gaps[c], gap)
         if gap > slo:
+            slow_gaps = di[D_SLOW_GAPS]
             for c in range(n_dec):
-                di[D_SLOW_GAPS, c] += 1
+                slow_gaps[c] += 1
             wi[W_SLOW_STEPS] += n_dec
             wf[WF_TBT_EXCESS] += n_dec * (gap - slo) / slo
         else:
@@ -319,7 +323,7 @@ def emit_decode_tokens(state, cfg, all_decodes, n_dec, k, now, previous_end) -> 
         excess = np.empty(n_dec)
         n_slow = slow_tokens = 0
         for j in range(n_dec):
-            c = _column(state, all_decodes, j)
+            c = cols[j]
             gaps[j] = now - df[D_LAST_TOKEN_S, c]
             df[D_MAX_GAP_S, c] = max(df[D_MAX_GAP_S, c], gaps[j])
             if gaps[j] > slo:
@@ -333,7 +337,7 @@ def emit_decode_tokens(state, cfg, all_decodes, n_dec, k, now, previous_end) -> 
             wf[WF_TBT_EXCESS] += pairwise_sum(excess, 0, n_slow) / slo
         wi[W_TOKENS_WITHIN_SLO] += n_tokens - slow_tokens
     for j in range(n_dec):
-        df[D_LAST_TOKEN_S, _column(state, all_decodes, j)] = now
+        df[D_LAST_TOKEN_S, cols[j]] = now
     wi[W_DECODE_STEPS] += n_dec
     wi[W_DECODE_TOKENS] += n_tokens
     if k or not all_decodes:
@@ -370,7 +374,9 @@ def complete_prefills(state, cfg, first, pieces, now) -> None:  # pragma: no cov
     kept = 0
     for col in range(s[S_PREFILLING]):
         if not done[col]:
-            p[:, kept] = p[:, col]
+            if kept != col:
+                for row in range(p.shape[0]):
+                    p[row, kept] = p[row, col]
             kept += 1
     s[S_PREFILLING] = kept
     ttft_slo, tbt_slo = cfg.floats[CF_TTFT_SLO], cfg.floats[CF_TBT_SLO]

@@ -100,8 +100,10 @@ def keep_columns(state, keep) -> None:  # pragma: no cover - compiled
     for i in range(nd):
         if keep[i]:
             if j != i:
-                di[:, j] = di[:, i]
-                df[:, j] = df[:, i]
+                for row in range(di.shape[0]):
+                    di[row, j] = di[row, i]
+                for row in range(df.shape[0]):
+                    df[row, j] = df[row, i]
             j += 1
     state.scalars[S_DECODING] = j
     refresh_aggregates(state)

@@ -48,6 +48,20 @@ SUMMARY_FIELDS = (
     *(f"drafted_at_position_{i}" for i in range(MAX_POSITIONS)),
 )
 """Names of ``close_window``'s summary vector."""
+
+
+class _SummaryIndex:
+    """``SUMMARY.<name>``: the position of each ``SUMMARY_FIELDS`` entry (read per decision, so
+    a summary is a plain list indexed by these constants rather than a dict built each time)."""
+
+    def __init__(self) -> None:
+        for i, name in enumerate(SUMMARY_FIELDS):
+            setattr(self, name, i)
+        self.accepted_at_position = SUMMARY_FIELDS.index("accepted_at_position_0")
+        self.drafted_at_position = SUMMARY_FIELDS.index("drafted_at_position_0")
+
+
+SUMMARY = _SummaryIndex()
 _N_INTS, _N_FLOATS = len(WINDOW_INTS), len(WINDOW_FLOATS)
 _QUANTILES = _N_INTS + _N_FLOATS
 _QUEUE = _QUANTILES + 3
@@ -105,8 +119,9 @@ def close_window(state, cfg, totals, gaps_out, iterations_out, summary) -> None:
     nd = s[S_DECODING]
     waiting_tokens = 0
     head, n_waiting = s[S_WAIT_HEAD], s[S_WAIT_LEN]
+    queue, targets = state.waiting, state.req_ints[R_TARGET]
     for j in range(n_waiting):
-        waiting_tokens += state.req_ints[R_TARGET, state.waiting[(head + j) % len(state.waiting)]]
+        waiting_tokens += targets[queue[(head + j) % len(queue)]]
     contexts = np.sort(state.dec_ints[D_KV, :nd])
     q = _QUEUE
     summary[q] = running_count(state)
