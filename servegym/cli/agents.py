@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 ALGO_NAMES = ("ppo", "a2c", "dqn", "qrdqn", "trpo", "maskable_ppo", "ppo_lstm", "sac", "td3")
@@ -33,14 +34,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
         progress_bar=not args.no_progress,
         verbose=args.verbose,
         torch_threads=args.torch_threads,
+        log=_note,
     )
-    print(f"trained {result.timesteps:,} steps in {result.seconds:.0f} s")
+    print(_trained_line(result))
     print(f"model:       {result.model_path}")
     if result.best_model_path:
         print(f"best model:  {result.best_model_path} (held-out scenarios)")
     print(f"config:      {result.out / 'config.yml'}")
     print(f"TensorBoard: tensorboard --logdir {result.tensorboard_dir}")
     return 0
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _trained_line(result) -> str:
+    line = f"trained {result.steps_this_process:,} steps in {result.seconds:.0f} s"
+    if result.steps_this_process != result.timesteps:
+        line += f" in this process; the run has {result.timesteps:,} steps in total"
+    if result.rejected_actions:
+        line += (
+            f"\n{result.rejected_actions:,} masked actions were rejected by the env during training "
+            "(each cost its invalid-action penalty; TensorBoard: train/rejected_actions)"
+        )
+    return line
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

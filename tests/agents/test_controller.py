@@ -56,7 +56,7 @@ def test_bad_observations_and_masks_are_named(trained) -> None:
         controller.act(np.full(n, np.nan))
     with pytest.raises(ValueError, match="action mask has 2 entries"):
         controller.act(np.zeros(n), {"action_mask": [True, False]})
-    with pytest.raises(ValueError, match="metrics lack 'task_bits'"):
+    with pytest.raises(ValueError, match="task_bits: missing; local_time_s: missing"):
         controller.act_from_metrics({"deadline_s": 1.0})
     with pytest.raises(ValueError, match=r"action mask has shape \(1, 2\)"):
         controller.act_batch(np.zeros((1, n)), np.ones((1, 2), dtype=bool))

@@ -1,0 +1,173 @@
+"""The metrics a live system sends to drive a policy: declared once per env class, checked here.
+
+An env declares ``METRICS``, a tuple of :class:`Metric` — the keys of ``info["metrics"]`` its
+observation encoder reads, with unit and valid range. :func:`check_metrics` validates a live
+system's metrics against that declaration before the encoder runs and reports every problem at
+once (missing names, non-numbers, wrong shapes, NaN, out-of-range values), each naming its field.
+The decision service and ``LearnedController.act_from_metrics`` both use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: ``name`` (a key of ``info["metrics"]``), ``unit`` and the valid range.
+
+    ``low_open`` makes the lower bound strict (a divisor must be > 0); ``allow_inf`` admits +inf
+    (an unavailable option); ``per`` says what a vector's entries are ("" for a number); a
+    ``scenario`` metric is a fixed fact of the deployment (an SLO, a limit): when a live system
+    omits it, the policy's training scenario's value is used.
+    """
+
+    name: str
+    unit: str
+    description: str
+    low: float = 0.0
+    high: float = math.inf
+    low_open: bool = False
+    integer: bool = False
+    allow_inf: bool = False
+    per: str = ""
+    scenario: bool = False
+
+    def range_text(self) -> str:
+        low = f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.high == math.inf:
+            text = low
+        else:
+            text = f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        if self.integer:
+            text += ", integer"
+        if self.allow_inf:
+            text += ", +inf allowed"
+        return text
+
+
+class MetricsError(ValueError):
+    """Every problem with a metrics object: ``problems`` is a list of (field, message)."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{field}: {message}" for field, message in self.problems))
+
+
+def check_metrics(
+    spec: Sequence[Metric],
+    metrics: Any,
+    shapes: Mapping[str, tuple[int, ...]],
+    defaults: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The metrics the encoder reads, validated: Python floats for numbers, float arrays for vectors.
+
+    ``shapes`` gives each metric's shape (``()`` for a number); ``defaults`` fills omitted
+    metrics. Keys the spec does not name are ignored (a live system may send more). Raises
+    :class:`MetricsError` listing every problem, missing metrics first and all together.
+    """
+    if not isinstance(metrics, Mapping):
+        raise MetricsError(
+            [("metrics", f"expected an object of metric names to values, got {_kind(metrics)}")]
+        )
+    defaults = defaults or {}
+    values: dict[str, Any] = {}
+    missing = [m.name for m in spec if m.name not in metrics and m.name not in defaults]
+    problems = [(name, "missing") for name in missing]
+    for metric in spec:
+        if metric.name in missing:
+            continue
+        if metric.name not in metrics:
+            values[metric.name] = defaults[metric.name]
+            continue
+        value, problem = _check_value(metric, metrics[metric.name], tuple(shapes.get(metric.name, ())))
+        if problem:
+            problems.append((metric.name, problem))
+        else:
+            values[metric.name] = value
+    if problems:
+        raise MetricsError(problems)
+    return values
+
+
+def _check_value(metric: Metric, raw: Any, shape: tuple[int, ...]) -> tuple[Any, str]:
+    expected = f"a number ({metric.unit})" if not shape else f"a list of shape {list(shape)} ({metric.unit})"
+    flag = metric.integer and metric.low >= 0 and metric.high <= 1  # true/false are accepted for 1/0
+    if isinstance(raw, np.ndarray) and raw.ndim == 0:
+        raw = raw.item()
+    if shape == ():
+        if (isinstance(raw, bool) and not flag) or not isinstance(raw, Real):
+            return None, f"expected {expected}, got {_kind(raw)}"
+        try:
+            array = np.asarray(float(raw))
+        except OverflowError:
+            return None, f"expected {expected}, got an integer too large for a float"
+    else:
+        if not isinstance(raw, (list, tuple, np.ndarray)) or not _all_numbers(raw, flag):
+            return None, f"expected {expected}, got {_kind(raw)}"
+        try:
+            array = np.asarray(raw, dtype=float)
+        except (ValueError, OverflowError):
+            return None, f"expected {expected}, got a ragged or oversized list"
+        if array.shape != shape:
+            return None, f"expected {expected}, got shape {list(array.shape)}"
+    problem = _range_problem(metric, array)
+    if problem:
+        return None, problem
+    return (float(array) if shape == () else array), ""
+
+
+def _range_problem(metric: Metric, array: np.ndarray) -> str:
+    where = (
+        (lambda i: "")
+        if array.ndim == 0
+        else (lambda i: f" at index {list(np.unravel_index(i, array.shape))}")
+    )
+    flat = array.reshape(-1)
+    bad = np.flatnonzero(np.isnan(flat) | (np.isinf(flat) & ~(metric.allow_inf & (flat > 0))))
+    if len(bad):
+        allowed = " (or +inf)" if metric.allow_inf else ""
+        return f"must be a finite number{allowed}{where(bad[0])}, got {flat[bad[0]]}"
+    below = flat <= metric.low if metric.low_open else flat < metric.low
+    outside = np.flatnonzero(below | (flat > metric.high))
+    if len(outside):
+        return f"must be {metric.range_text()} ({metric.unit}){where(outside[0])}, got {flat[outside[0]]:g}"
+    if metric.integer:
+        fractional = np.flatnonzero(np.isfinite(flat) & (flat != np.round(flat)))
+        if len(fractional):
+            return f"must be an integer{where(fractional[0])}, got {flat[fractional[0]]:g}"
+    return ""
+
+
+def _all_numbers(value: Any, allow_bool: bool = False) -> bool:
+    """True for (nested) lists of real numbers (booleans only where ``allow_bool``)."""
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in ("iufb" if allow_bool else "iuf")
+    if isinstance(value, (list, tuple)):
+        return all(_all_numbers(v, allow_bool) for v in value)
+    return isinstance(value, Real) and (allow_bool or not isinstance(value, bool))
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        shown = value if len(value) <= 20 else value[:17] + "..."
+        return f"a string {shown!r}"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        if not _all_numbers(value):
+            return "a list with non-numbers"
+        return f"a list of shape {list(np.shape(value))}" if value else "an empty list"
+    if isinstance(value, Real):
+        return f"a number ({value:g})"
+    return type(value).__name__
