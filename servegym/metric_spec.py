@@ -44,7 +44,7 @@ class Metric:
         if self.high == math.inf:
             text = low
         else:
-            text = f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+            text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
         if self.integer:
             text += ", integer"
         if self.allow_inf:

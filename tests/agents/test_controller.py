@@ -22,7 +22,13 @@ def test_it_is_a_controller_and_runs_episodes_beside_heuristics(trained) -> None
     assert controller.name in names and best in names and best != controller.name
     assert all(np.isfinite(r.kpis["return"]) and r.kpis["tasks"] == 100 for r in results)
     table = format_comparison(results, controller.name, best)
-    assert controller.name in table and f"{best}*" in table and table.count("\n") == 4
+    lines = table.splitlines()
+    assert lines[2].split()[0] == controller.name.split()[0]  # the policy's row comes first
+    assert f"★   {best}" in table and len(lines) == 7
+    assert (
+        lines[-1].startswith(f"verdict: {controller.name} is ")
+        and f"{best} (the best heuristic)" in lines[-1]
+    )
 
 
 @pytest.mark.parametrize(

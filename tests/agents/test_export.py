@@ -149,7 +149,7 @@ def test_a_plain_sb3_zip_loads_with_env_and_vecnormalize(trained, tmp_path) -> N
             if name != "servegym.json":
                 dst.writestr(name, src.read(name))
     stats = run.out / "vecnormalize.pkl"
-    with pytest.raises(ValueError, match="no servegym metadata.*--trust-pickle"):
+    with pytest.raises(ValueError, match=r"no servegym metadata.*--trust-pickle"):
         LearnedController.load(plain, env_id="servegym/MecOffload-v0", vecnormalize=stats)
     controller = LearnedController.load(
         plain, env_id="servegym/MecOffload-v0", vecnormalize=stats, trust_pickle=True
