@@ -124,11 +124,9 @@ def _check_value(metric: Metric, raw: Any, shape: tuple[int, ...]) -> tuple[Any,
 
 
 def _range_problem(metric: Metric, array: np.ndarray) -> str:
-    where = (
-        (lambda i: "")
-        if array.ndim == 0
-        else (lambda i: f" at index {list(np.unravel_index(i, array.shape))}")
-    )
+    def where(i: int) -> str:
+        return "" if array.ndim == 0 else f" at index {[int(j) for j in np.unravel_index(i, array.shape)]}"
+
     flat = array.reshape(-1)
     bad = np.flatnonzero(np.isnan(flat) | (np.isinf(flat) & ~(metric.allow_inf & (flat > 0))))
     if len(bad):

@@ -23,18 +23,14 @@ def render_table(
     right: Sequence[int] = (),
     caption: str | None = None,
 ) -> str:
-    """The table as text; ``right`` lists the columns to right-align (numbers)."""
-    table = Table(
-        title=Text(title) if title else None,
-        caption=Text(caption) if caption else None,
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-        caption_justify="left",
-    )
+    """The table as text; ``right`` lists the columns to right-align (numbers). The caption is a
+    line under the table, never wrapped to the table's width."""
+    table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, title_justify="left")
     for i, header in enumerate(headers):
         table.add_column(Text(header), justify="right" if i in right else "left", no_wrap=True)
     for row in rows:
         table.add_row(*(Text(str(cell)) for cell in row))  # Text: brackets are not markup
     buffer = io.StringIO()
     Console(file=buffer, width=1000, color_system=None, force_terminal=False, highlight=False).print(table)
-    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()).strip("\n")
+    text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()).strip("\n")
+    return f"{text}\n{caption}" if caption else text
