@@ -158,8 +158,10 @@ def table_rows(results: Sequence[EpisodeResult], first: Sequence[str] = ()) -> l
     rows: list[Row] = []
     for name in dict.fromkeys(r.controller for r in results):
         kpis = [r.kpis for r in results if r.controller == name]
-        same = next((row for row in rows if _same_episodes(row.kpis, kpis)), None)
-        if same is not None and name not in first and not any(n in first for n in same.names):
+        same = next(
+            (row for row in rows if not set(row.names) & set(first) and _same_episodes(row.kpis, kpis)), None
+        )
+        if same is not None and name not in first:
             same.names.append(name)
         else:
             rows.append(Row([name], kpis))

@@ -24,7 +24,7 @@ def test_it_is_a_controller_and_runs_episodes_beside_heuristics(trained) -> None
     table = format_comparison(results, controller.name, best)
     lines = table.splitlines()
     assert controller.name in lines[2]  # the policy's row comes first
-    assert f"★   {best}" in table and len(lines) == 7
+    assert f"★   {best}" in table and len(lines) == 6
     assert (
         lines[-1].startswith(f"verdict: {controller.name} is ")
         and f"{best} (the best heuristic)" in lines[-1]
