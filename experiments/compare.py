@@ -101,10 +101,8 @@ def run_env(args) -> int:
             f"{args.env} [{env.unwrapped.scenario_name}] {controller.name} seed {seed}: "
             f"return {kpis['return']:.2f}"
         )
-        width = max(len(k) for k in kpis)
-        for name, value in kpis.items():
-            if name != "return":
-                print(f"  {name:<{width}}  {value:.4g}")
+        rows = [[name, f"{value:.4g}"] for name, value in kpis.items() if name != "return"]
+        print(render_table(["KPI", "value"], rows, right=[1]))
     return 0
 
 

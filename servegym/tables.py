@@ -23,9 +23,9 @@ def render_table(
     right: Sequence[int] = (),
     caption: str | None = None,
 ) -> str:
-    """The table as text; ``right`` lists the columns to right-align (numbers). The caption is a
-    line under the table, never wrapped to the table's width."""
-    table = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, title_justify="left")
+    """The table as text; ``right`` lists the columns to right-align (numbers). The title and the
+    caption are lines above and under the table, never wrapped to the table's width."""
+    table = Table(box=box.SIMPLE_HEAD)
     for i, header in enumerate(headers):
         table.add_column(Text(header), justify="right" if i in right else "left", no_wrap=True)
     for row in rows:
@@ -33,4 +33,4 @@ def render_table(
     buffer = io.StringIO()
     Console(file=buffer, width=1000, color_system=None, force_terminal=False, highlight=False).print(table)
     text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()).strip("\n")
-    return f"{text}\n{caption}" if caption else text
+    return "\n".join([*([title, ""] if title else []), text, *([caption] if caption else [])])
