@@ -81,10 +81,9 @@ def check_metrics(
     missing = [m.name for m in spec if m.name not in metrics and m.name not in defaults]
     problems = [(name, "missing") for name in missing]
     for metric in spec:
-        if metric.name in missing:
-            continue
         if metric.name not in metrics:
-            values[metric.name] = defaults[metric.name]
+            if metric.name in defaults:
+                values[metric.name] = defaults[metric.name]
             continue
         value, problem = _check_value(metric, metrics[metric.name], tuple(shapes.get(metric.name, ())))
         if problem:
@@ -97,37 +96,66 @@ def check_metrics(
 
 
 def _check_value(metric: Metric, raw: Any, shape: tuple[int, ...]) -> tuple[Any, str]:
-    expected = f"a number ({metric.unit})" if not shape else f"a list of shape {list(shape)} ({metric.unit})"
-    flag = metric.integer and metric.low >= 0 and metric.high <= 1  # true/false are accepted for 1/0
-    if isinstance(raw, np.ndarray) and raw.ndim == 0:
-        raw = raw.item()
     if shape == ():
-        if (isinstance(raw, bool) and not flag) or not isinstance(raw, Real):
-            return None, f"expected {expected}, got {_kind(raw)}"
-        try:
-            array = np.asarray(float(raw))
-        except OverflowError:
-            return None, f"expected {expected}, got an integer too large for a float"
-    else:
-        if not isinstance(raw, (list, tuple, np.ndarray)) or not _all_numbers(raw, flag):
-            return None, f"expected {expected}, got {_kind(raw)}"
-        try:
-            array = np.asarray(raw, dtype=float)
-        except (ValueError, OverflowError):
-            return None, f"expected {expected}, got a ragged or oversized list"
-        if array.shape != shape:
-            return None, f"expected {expected}, got shape {list(array.shape)}"
+        return _check_number(metric, raw)
+    expected = f"a list of shape {list(shape)} ({metric.unit})"
+    if not isinstance(raw, (list, tuple, np.ndarray)):
+        return None, f"expected {expected}, got {_kind(raw)}"
+    try:
+        array = np.asarray(raw)  # its dtype says whether every entry is a number (no string parsing)
+    except ValueError:
+        return None, f"expected {expected}, got a ragged list"
+    if array.dtype.kind not in ("iufb" if _is_flag(metric) else "iuf"):
+        if array.dtype.kind == "O" and _all_numbers(raw):
+            return None, f"expected {expected}, got numbers too large for a float"
+        return None, f"expected {expected}, got {_kind(raw)}"
+    array = array.astype(float)
+    if array.shape != shape:
+        return None, f"expected {expected}, got shape {list(array.shape)}"
     problem = _range_problem(metric, array)
-    if problem:
-        return None, problem
-    return (float(array) if shape == () else array), ""
+    return (None, problem) if problem else (array, "")
+
+
+def _check_number(metric: Metric, raw: Any) -> tuple[float | None, str]:
+    """A scalar metric, in plain Python (the common case, kept cheap: it runs per decision)."""
+    if type(raw) not in (float, int):  # the JSON types; anything else takes the careful path
+        if isinstance(raw, np.ndarray) and raw.ndim == 0:
+            raw = raw.item()
+        if (isinstance(raw, bool) and not _is_flag(metric)) or not isinstance(raw, Real):
+            return None, f"expected a number ({metric.unit}), got {_kind(raw)}"
+    try:
+        x = float(raw)
+    except OverflowError:
+        return None, f"expected a number ({metric.unit}), got an integer too large for a float"
+    if not math.isfinite(x) and not (metric.allow_inf and x == math.inf):
+        return None, f"must be a finite number{' (or +inf)' if metric.allow_inf else ''}, got {x}"
+    if (x <= metric.low if metric.low_open else x < metric.low) or x > metric.high:
+        return None, f"must be {metric.range_text()} ({metric.unit}), got {x:g}"
+    if metric.integer and math.isfinite(x) and x != round(x):
+        return None, f"must be an integer, got {x:g}"
+    return x, ""
+
+
+def _is_flag(metric: Metric) -> bool:
+    """true/false are accepted for 1/0 in 0-1 integer metrics."""
+    return metric.integer and metric.low >= 0 and metric.high <= 1
 
 
 def _range_problem(metric: Metric, array: np.ndarray) -> str:
     def where(i: int) -> str:
-        return "" if array.ndim == 0 else f" at index {[int(j) for j in np.unravel_index(i, array.shape)]}"
+        return f" at index {[int(j) for j in np.unravel_index(i, array.shape)]}"
 
     flat = array.reshape(-1)
+    if flat.size == 0:
+        return ""
+    low, high = flat.min(), flat.max()  # NaN propagates: one pass each decides the common case
+    if (
+        (low > metric.low if metric.low_open else low >= metric.low)
+        and high <= metric.high
+        and (high < math.inf or metric.allow_inf)
+        and (not metric.integer or bool(np.all(flat == np.round(flat))))
+    ):
+        return ""
     bad = np.flatnonzero(np.isnan(flat) | (np.isinf(flat) & ~(metric.allow_inf & (flat > 0))))
     if len(bad):
         allowed = " (or +inf)" if metric.allow_inf else ""
