@@ -503,7 +503,8 @@ class DnnSplitEnv(MecOffloadEnv):
 
     def get_action_meanings(self) -> list[str]:
         return [
-            f"layers 0..{k - 1} on the device, the rest at the nearest edge" for k in range(self.num_splits)
+            f"the first {k} layers on the device, the rest at the nearest edge"
+            for k in range(self.num_splits)
         ]
 
     def _describe(self, a: int) -> str:

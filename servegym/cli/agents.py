@@ -1,4 +1,4 @@
-"""The agent commands of ``servegym``: train, evaluate, export, serve-policy, quickstart."""
+"""The agent commands of ``servegym``: train, evaluate, export, contract, serve-policy, quickstart."""
 
 from __future__ import annotations
 
@@ -127,6 +127,17 @@ def _contract_text(contract) -> str:
             render_table(action_headers, action_rows, title="actions", right=[0]),
         ]
     )
+
+
+def _cmd_contract(args: argparse.Namespace) -> int:
+    from servegym.agents.contract import EnvContract
+    from servegym.agents.train import parse_key_values
+
+    kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
+    if args.scenario:
+        kwargs["scenario"] = args.scenario
+    print(_contract_text(EnvContract.of(args.env_id, kwargs)))
+    return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -269,6 +280,14 @@ def add_agent_commands(sub) -> None:
     )
     ex.add_argument("--check", type=int, default=1000, help="random observations compared with SB3 (0: skip)")
     ex.set_defaults(func=_cmd_export)
+
+    ct = sub.add_parser(
+        "contract", help="the metrics a live system sends to drive an env's policy, and what its actions mean"
+    )
+    ct.add_argument("env_id", help="e.g. servegym/ChunkedPrefill-v0")
+    ct.add_argument("--scenario", help="the training scenario (sets the optional metrics' values)")
+    ct.add_argument("--env-kwargs", nargs="+", metavar="KEY:VALUE")
+    ct.set_defaults(func=_cmd_contract)
 
     sp = sub.add_parser("serve-policy", help="answer JSON metrics with JSON actions over HTTP")
     sp.add_argument("model", help="model.zip, .onnx or .npz")

@@ -123,3 +123,12 @@ def test_export_prints_the_metrics_and_actions(trained, tmp_path: Path, capsys) 
     )
     assert "in [0, 1]" in rows["kv_utilization"] and "required" in rows["kv_utilization"]
     assert "token budget 8192" in printed and "0   token budget 128" in printed
+
+
+def test_the_contract_command_prints_any_envs_contract(capsys) -> None:
+    assert main(["contract", "servegym/SpecDecode-v0", "--scenario", "llama3-8b-1b-code"]) == 0
+    printed = capsys.readouterr().out
+    assert "metrics a live system sends for servegym/SpecDecode-v0" in printed
+    assert "acceptance_pos8" in printed and "k = 8 draft tokens" in printed
+    assert main(["contract", "servegym/MecOffload"]) == 2
+    assert "did you mean 'servegym/MecOffload-v0'" in capsys.readouterr().err
