@@ -2,10 +2,10 @@
 
 A checkpoint is a directory ``checkpoints/step_<steps>/`` holding the SB3 zip (with
 servegym's metadata), the ``VecNormalize`` statistics when the run normalises, the replay buffer
-of an off-policy algorithm, the training state (env states, RNG states, evaluation history and
-schedules) and ``manifest.json`` with each file's size and SHA-256. Everything is written into a
-temporary directory first, flushed to disk, and then renamed: a checkpoint either exists whole
-or not at all. ``find_resume_point`` checks each candidate against its manifest, newest first,
+of an off-policy algorithm (kept in the two newest checkpoints only), the training state (env
+states, RNG states, evaluation history and schedules) and ``manifest.json`` with each file's
+size and SHA-256. Everything is written into a temporary directory first, flushed to disk, and
+then renamed: a checkpoint either exists whole or not at all. ``find_resume_point`` checks each candidate against its manifest, newest first,
 and says why it skipped the ones it could not use.
 
 The training state and the statistics are pickles (SB3's formats); resuming reads the run's
@@ -30,6 +30,7 @@ MODEL = "model.zip"
 STATS = "vecnormalize.pkl"
 STATE = "training_state.pkl"
 REPLAY = "replay_buffer.pkl"
+KEEP_REPLAY = 2
 PREFIX = "step_"
 TMP_PREFIX = ".tmp-"
 _STEP = re.compile(rf"^{PREFIX}(\d+)$")
@@ -100,7 +101,10 @@ def _verify(path: Path) -> tuple[dict[str, Any] | None, str]:
         return None, f"{MANIFEST} is unreadable ({err})"
     if manifest.get("format") != FORMAT:
         return None, f"checkpoint format {manifest.get('format')!r} (expected {FORMAT})"
+    if REPLAY in manifest.get("pruned", ()):
+        return None, f"its {REPLAY} was pruned (only the {KEEP_REPLAY} newest checkpoints keep one)"
     required = [MODEL, STATE] + ([STATS] if manifest.get("normalize") else [])
+    required += [REPLAY] if manifest.get("off_policy") else []
     for name in required:
         if name not in files:
             return None, f"the manifest lists no {name}"
@@ -114,6 +118,24 @@ def _verify(path: Path) -> tuple[dict[str, Any] | None, str]:
         if sha256(file) != entry["sha256"]:
             return None, f"{name} is corrupt (its SHA-256 differs from the manifest's)"
     return manifest, ""
+
+
+def prune_replay_buffers(root: Path, keep: int = KEEP_REPLAY) -> None:
+    """Delete the replay buffers of all but the ``keep`` newest checkpoints (hundreds of MB each);
+    their manifests record it, and those checkpoints keep their model but no longer resume."""
+    steps = sorted((p for p in root.iterdir() if _STEP.match(p.name) and p.is_dir()), reverse=True)
+    for path in steps[keep:]:
+        try:
+            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if REPLAY not in manifest.get("files", {}):
+            continue
+        manifest["files"].pop(REPLAY)
+        manifest["pruned"] = [*manifest.get("pruned", []), REPLAY]
+        text = json.dumps(manifest, indent=1)
+        replace_atomically(path / MANIFEST, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
+        (path / REPLAY).unlink(missing_ok=True)
 
 
 def sha256(path: Path) -> str:

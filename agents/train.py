@@ -41,7 +41,16 @@ from servegym._version import __version__
 from .algos import ALGOS, OFF_POLICY, check_action_space, resolve_algo
 from .bundle import Normalization, PolicyMetadata, read_zip_metadata, write_zip_metadata
 from .callbacks import Checkpoints, HeldOutEval, KpiLogger, StepProgress, save_model
-from .checkpoint import MODEL, REPLAY, STATE, STATS, ResumePoint, find_resume_point, write_checkpoint
+from .checkpoint import (
+    MODEL,
+    REPLAY,
+    STATE,
+    STATS,
+    ResumePoint,
+    find_resume_point,
+    prune_replay_buffers,
+    write_checkpoint,
+)
 from .envs import check_env_id, eval_scenarios, make_eval_env, make_train_env
 from .hyperparams import ZOO_KEYS, Hyperparams, check_algo_kwargs, load_hyperparams, parse_entry
 from .sb3_zip import policy_kwargs_to_json
@@ -234,10 +243,10 @@ def _run(
 
     start_steps = int(model.num_timesteps)
     planned = _planned_steps(model, start_steps, total)
-    if planned > total and start_steps < total:
+    if planned - total > 0.05 * (total - start_steps) and start_steps < total:  # a budget below a rollout
         log(
-            f"note: {algo} updates every {model.n_steps * model.n_envs:,} steps (n_steps {model.n_steps} x "
-            f"{model.n_envs} envs), so this run trains {planned - start_steps:,} steps to reach {planned:,}"
+            f"note: {algo} updates after whole rollouts of {model.n_steps * model.n_envs:,} steps (n_steps "
+            f"{model.n_steps} x {model.n_envs} envs), so this run stops at {planned:,} steps, not {total:,}"
         )
     if progress_bar and planned > start_steps:
         callbacks.append(StepProgress(planned))
@@ -320,9 +329,12 @@ def _save_checkpoint(
         "n_envs": model.n_envs,
         "env_kwargs": _plain(env_kwargs),
         "normalize": normalizer is not None,
+        "off_policy": algo in OFF_POLICY,
         "servegym": __version__,
     }
     write_checkpoint(out / "checkpoints", steps, writers, info)
+    if algo in OFF_POLICY:
+        prune_replay_buffers(out / "checkpoints")
 
 
 def _venv_state(venv: VecEnv) -> dict[str, Any]:

@@ -217,7 +217,10 @@ def test_tiny_runs_scale_their_checkpoints_and_evaluations(tmp_path: Path, capsy
     )
     assert code == 0
     captured = capsys.readouterr()
-    assert "updates every 1,024 steps (n_steps 256 x 4 envs), so this run trains 1,024 steps" in captured.err
+    assert (
+        "whole rollouts of 1,024 steps (n_steps 256 x 4 envs), so this run stops at 1,024 steps, not 100"
+        in captured.err
+    )
     assert "trained 1,024 steps in" in captured.out
     assert len(list((out / "checkpoints").iterdir())) == 1
     with np.load(out / "evaluations.npz") as data:
