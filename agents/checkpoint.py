@@ -5,8 +5,8 @@ servegym's metadata), the ``VecNormalize`` statistics when the run normalises, t
 of an off-policy algorithm (kept in the two newest checkpoints only), the training state (env
 states, RNG states, evaluation history and schedules) and ``manifest.json`` with each file's
 size and SHA-256. Everything is written into a temporary directory first, flushed to disk, and
-then renamed: a checkpoint either exists whole or not at all. ``find_resume_point`` checks each candidate against its manifest, newest first,
-and says why it skipped the ones it could not use.
+then renamed: a checkpoint either exists whole or not at all. ``find_resume_point`` checks each
+candidate against its manifest, newest first, and says why it skipped the ones it could not use.
 
 The training state and the statistics are pickles (SB3's formats); resuming reads the run's
 own files, never a policy from elsewhere.

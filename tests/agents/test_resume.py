@@ -260,3 +260,17 @@ def test_out_of_an_existing_run_is_refused_and_the_default_is_numbered(
     assert main(argv) == 0 and main(argv) == 0
     assert (tmp_path / "runs" / "ppo_MecOffload-v0_0" / "model.zip").exists()
     assert (tmp_path / "runs" / "ppo_MecOffload-v0_0_2" / "model.zip").exists()
+
+
+def test_off_policy_checkpoints_keep_the_replay_buffer_in_the_two_newest_only(tmp_path: Path) -> None:
+    kwargs = {**RUN, "hyperparams": TINY["dqn"]}
+    train(ENV, "dqn", out=tmp_path / "run", log=lambda _: None, **kwargs)
+    checkpoints = sorted((tmp_path / "run" / "checkpoints").iterdir())
+    assert [(c / "replay_buffer.pkl").exists() for c in checkpoints] == [False, False, True, True]
+    for newest_two in checkpoints[-2:]:
+        shutil.rmtree(newest_two)
+    (tmp_path / "run" / "model.zip").unlink()
+    notes: list[str] = []
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        train(ENV, "dqn", out=tmp_path / "run", resume=True, log=notes.append, **kwargs)
+    assert sum("replay_buffer.pkl was pruned" in n for n in notes) == 2
