@@ -24,6 +24,7 @@ import random
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,36 @@ class _Source:
     replay: Path | None
     steps: int
     skipped: list[tuple[str, str]]
+
+
+@dataclass
+class _Settings:
+    """A run's resolved settings (after the YAML, the overrides and the checks)."""
+
+    env_id: str
+    algo: str
+    hp: Hyperparams
+    env_kwargs: dict[str, Any]
+    n_envs: int
+    total: int
+    seed: int
+    out: Path
+    obs_shape: tuple[int, ...]
+    n_actions: int
+    held_out: list[str]
+    eval_every: int
+    eval_episodes: int
+    save_every: int
+    progress_bar: bool
+    verbose: int
+    log: Callable[[str], None]
+
+
+@dataclass
+class _Callbacks:
+    kpis: KpiLogger
+    evaluator: HeldOutEval | None = None
+    checkpoints: Checkpoints | None = None
 
 
 def default_out(algo: str, env_id: str, seed: int) -> Path:
@@ -160,95 +191,95 @@ def train(
     out = run_directory(out, default_out(algo, env_id, seed), resume)
     source = _resume_source(out, env_id, algo, seed, n_envs, kwargs, log) if resume else None
     torch.set_num_threads(max(int(torch_threads), 1))
-
+    run = _Settings(
+        env_id=env_id,
+        algo=algo,
+        hp=hp,
+        env_kwargs=kwargs,
+        n_envs=n_envs,
+        total=total,
+        seed=seed,
+        out=out,
+        obs_shape=obs_shape,
+        n_actions=n_actions,
+        held_out=eval_scenarios(env_id, kwargs.get("scenario"), eval_scenarios_),
+        eval_every=total // 10 if eval_freq is None else eval_freq,
+        eval_episodes=eval_episodes,
+        save_every=total // 5 if checkpoint_freq is None else checkpoint_freq,
+        progress_bar=progress_bar,
+        verbose=verbose,
+        log=log,
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=MASKED_ACTION_WARNING)
-        return _run(
-            env_id, algo, hp, kwargs, n_envs, total, seed, out, source, obs_shape, n_actions,
-            eval_scenarios_, eval_freq, eval_episodes, checkpoint_freq, progress_bar, verbose, log,
-        )  # fmt: skip
+        return _run(run, source)
 
 
-def _run(
-    env_id, algo, hp, kwargs, n_envs, total, seed, out, source, obs_shape, n_actions,
-    eval_scenarios_, eval_freq, eval_episodes, checkpoint_freq, progress_bar, verbose, log,
-) -> TrainResult:  # fmt: skip
-    venv: VecEnv = make_train_env(env_id, n_envs, seed, kwargs)
-    gamma = float(hp.algo_kwargs.get("gamma", 0.99))
-    cls = ALGOS[algo]
+def _build_model(run: _Settings, source: _Source | None) -> BaseAlgorithm:
+    """A new model, or the source's with its replay buffer, on fresh training envs."""
+    venv: VecEnv = make_train_env(run.env_id, run.n_envs, run.seed, run.env_kwargs)
     if source is not None and source.stats is not None:
         venv = VecNormalize.load(str(source.stats), venv)
-    elif source is None and hp.normalize is not None:
-        venv = VecNormalize(venv, gamma=gamma, **hp.normalize)
-    out.mkdir(parents=True, exist_ok=True)
-    if source is not None:
-        # force_reset=False keeps the checkpoint's last observation: its envs are restored below
-        # (a finished run's model.zip has no env state, so its envs start afresh)
-        model = cls.load(
-            source.model,
-            env=venv,
-            device="cpu",
-            tensorboard_log=str(out / "tb"),
-            force_reset=source.state is None,
-        )
-        if source.replay is not None:
-            model.load_replay_buffer(source.replay)
-    else:
-        model = cls(
-            hp.policy, venv, seed=seed, verbose=verbose, device="cpu", tensorboard_log=str(out / "tb"),
-            **hp.model_kwargs(),
+    elif source is None and run.hp.normalize is not None:
+        venv = VecNormalize(venv, gamma=float(run.hp.algo_kwargs.get("gamma", 0.99)), **run.hp.normalize)
+    cls, tb = ALGOS[run.algo], str(run.out / "tb")
+    if source is None:
+        return cls(
+            run.hp.policy, venv, seed=run.seed, verbose=run.verbose, device="cpu", tensorboard_log=tb,
+            **run.hp.model_kwargs(),
         )  # fmt: skip
-    held_out = eval_scenarios(env_id, kwargs.get("scenario"), eval_scenarios_)
-    _write_config(out, env_id, algo, hp, kwargs, n_envs, total, seed, held_out)
+    # force_reset=False keeps the checkpoint's last observation: its envs are restored later
+    # (a finished run's model.zip has no env state, so its envs start afresh)
+    model = cls.load(
+        source.model, env=venv, device="cpu", tensorboard_log=tb, force_reset=source.state is None
+    )
+    if source.replay is not None:
+        model.load_replay_buffer(source.replay)
+    return model
+
+
+def _run(run: _Settings, source: _Source | None) -> TrainResult:
+    out, algo, total = run.out, run.algo, run.total
+    out.mkdir(parents=True, exist_ok=True)
+    model = _build_model(run, source)
+    _write_config(out, run.env_id, algo, run.hp, run.env_kwargs, run.n_envs, total, run.seed, run.held_out)
     policy_kwargs = policy_kwargs_to_json(model.policy_kwargs)
 
     def metadata() -> PolicyMetadata:
         return PolicyMetadata(
-            env_id=env_id,
+            env_id=run.env_id,
             algo=algo,
-            obs_shape=obs_shape,
-            n_actions=n_actions,
-            env_kwargs=kwargs,
+            obs_shape=run.obs_shape,
+            n_actions=run.n_actions,
+            env_kwargs=run.env_kwargs,
             normalization=Normalization.from_vec_normalize(model.get_vec_normalize_env()),
             timesteps=int(model.num_timesteps),
-            policy=hp.policy,
+            policy=run.hp.policy,
             policy_kwargs=policy_kwargs,
         )
 
-    kpis = KpiLogger()
-    callbacks: list[Any] = [kpis]
-    evaluator = None
-    eval_every = total // 10 if eval_freq is None else eval_freq
-    if eval_every > 0:
-        eval_env = make_eval_env(
-            env_id, held_out, seed + 10_000, kwargs, model.get_vec_normalize_env() is not None
+    parts = _Callbacks(KpiLogger())
+    if run.eval_every > 0:
+        normalized = model.get_vec_normalize_env() is not None
+        eval_env = make_eval_env(run.env_id, run.held_out, run.seed + 10_000, run.env_kwargs, normalized)
+        episodes = run.eval_episodes * len(run.held_out)
+        parts.evaluator = HeldOutEval(eval_env, episodes, run.eval_every, run.seed + 10_000, out, metadata)
+    if run.save_every > 0:
+        parts.checkpoints = Checkpoints(
+            run.save_every, lambda steps: _save_checkpoint(run, steps, model, metadata(), parts)
         )
-        evaluator = HeldOutEval(
-            eval_env, eval_episodes * len(held_out), eval_every, seed + 10_000, out, metadata
-        )
-        callbacks.append(evaluator)
-    save_every = total // 5 if checkpoint_freq is None else checkpoint_freq
-    checkpoints = None
-    if save_every > 0:
-
-        def save(steps: int) -> None:
-            _save_checkpoint(
-                out, steps, model, metadata(), evaluator, checkpoints, kpis, env_id, algo, seed, kwargs
-            )
-
-        checkpoints = Checkpoints(save_every, save)
-        callbacks.append(checkpoints)
+    callbacks: list[Any] = [c for c in (parts.kpis, parts.evaluator, parts.checkpoints) if c is not None]
     if source is not None and source.state is not None:
-        _restore_state(source.state, model, evaluator, checkpoints, kpis)
+        _restore_state(source.state, model, parts)
 
     start_steps = int(model.num_timesteps)
     planned = _planned_steps(model, start_steps, total)
     if planned - total > 0.05 * (total - start_steps) and start_steps < total:  # a budget below a rollout
-        log(
+        run.log(
             f"note: {algo} updates after whole rollouts of {model.n_steps * model.n_envs:,} steps (n_steps "
             f"{model.n_steps} x {model.n_envs} envs), so this run stops at {planned:,} steps, not {total:,}"
         )
-    if progress_bar and planned > start_steps:
+    if run.progress_bar and planned > start_steps:
         callbacks.append(StepProgress(planned))
     started = time.perf_counter()
     if start_steps < total:
@@ -259,7 +290,7 @@ def _run(
             reset_num_timesteps=source is None,
         )
     else:
-        log(f"the run already has {start_steps:,} steps (>= --timesteps {total:,}); nothing to train")
+        run.log(f"the run already has {start_steps:,} steps (>= --timesteps {total:,}); nothing to train")
     seconds = time.perf_counter() - started
     model_path = out / "model.zip"
     save_model(model, model_path, metadata())
@@ -276,7 +307,7 @@ def _run(
         steps_this_process=int(model.num_timesteps) - start_steps,
         resumed_from=source.model if source is not None else None,
         skipped=tuple(source.skipped) if source is not None else (),
-        rejected_actions=kpis.rejected,
+        rejected_actions=parts.kpis.rejected,
     )
 
 
@@ -289,8 +320,8 @@ def _planned_steps(model: BaseAlgorithm, start: int, total: int) -> int:
 
 
 def _save_checkpoint(
-    out, steps, model, meta, evaluator, checkpoints, kpis, env_id, algo, seed, env_kwargs
-) -> None:  # fmt: skip
+    run: _Settings, steps: int, model: BaseAlgorithm, meta: PolicyMetadata, parts: _Callbacks
+) -> None:
     normalizer = model.get_vec_normalize_env()
 
     def write_model(path: Path) -> None:
@@ -309,9 +340,8 @@ def _save_checkpoint(
             # exploration samples it) and a recurrent policy's LSTM state between rollouts
             "action_space_rng": model.action_space.np_random,
             "lstm_states": getattr(model, "_last_lstm_states", None),
-            "eval": evaluator.state() if evaluator else None,
-            "checkpoint_next_due": checkpoints.next_due,
-            "rejected_actions": kpis.rejected,
+            "eval": parts.evaluator.state() if parts.evaluator else None,
+            "checkpoint_next_due": parts.checkpoints.next_due,
         }
         with open(path, "wb") as f:
             pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -319,22 +349,23 @@ def _save_checkpoint(
     writers = {MODEL: write_model}
     if normalizer is not None:
         writers[STATS] = lambda path: normalizer.save(str(path))
-    if algo in OFF_POLICY:
+    off_policy = run.algo in OFF_POLICY
+    if off_policy:
         writers[REPLAY] = model.save_replay_buffer
     writers[STATE] = write_state
     info = {
-        "env_id": env_id,
-        "algo": algo,
-        "seed": seed,
+        "env_id": run.env_id,
+        "algo": run.algo,
+        "seed": run.seed,
         "n_envs": model.n_envs,
-        "env_kwargs": _plain(env_kwargs),
+        "env_kwargs": _plain(run.env_kwargs),
         "normalize": normalizer is not None,
-        "off_policy": algo in OFF_POLICY,
+        "off_policy": off_policy,
         "servegym": __version__,
     }
-    write_checkpoint(out / "checkpoints", steps, writers, info)
-    if algo in OFF_POLICY:
-        prune_replay_buffers(out / "checkpoints")
+    write_checkpoint(run.out / "checkpoints", steps, writers, info)
+    if off_policy:
+        prune_replay_buffers(run.out / "checkpoints")
 
 
 def _venv_state(venv: VecEnv) -> dict[str, Any]:
@@ -346,7 +377,7 @@ def _venv_state(venv: VecEnv) -> dict[str, Any]:
     return {"layers": layers, "base": venv}
 
 
-def _restore_state(path: Path, model: BaseAlgorithm, evaluator, checkpoints, kpis) -> None:
+def _restore_state(path: Path, model: BaseAlgorithm, parts: _Callbacks) -> None:
     with open(path, "rb") as f:  # the run's own checkpoint (see checkpoint.py)
         state = pickle.load(f)
     venv, layers = model.get_env(), state["venv"]["layers"]
@@ -364,11 +395,10 @@ def _restore_state(path: Path, model: BaseAlgorithm, evaluator, checkpoints, kpi
         chain[-1].venv = state["venv"]["base"]
     else:
         model.env = state["venv"]["base"]
-    if evaluator is not None and state["eval"] is not None:
-        evaluator.restore(state["eval"])
-    if checkpoints is not None and state["checkpoint_next_due"] is not None:
-        checkpoints.next_due = state["checkpoint_next_due"]
-    kpis.rejected = 0
+    if parts.evaluator is not None and state["eval"] is not None:
+        parts.evaluator.restore(state["eval"])
+    if parts.checkpoints is not None and state["checkpoint_next_due"] is not None:
+        parts.checkpoints.next_due = state["checkpoint_next_due"]
     model.action_space._np_random = state["action_space_rng"]
     if state["lstm_states"] is not None:
         model._last_lstm_states = state["lstm_states"]
