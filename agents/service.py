@@ -105,7 +105,7 @@ def create_app(controller: LearnedController) -> FastAPI:
             if bad is not None:
                 raise BadInput([(["obs", bad], f"must be a finite number, got {obs[bad]}")])
         else:
-            try:
+            try:  # outside the lock: the encoder is a pure function of the metrics (DESIGN.md)
                 obs = contract.encode(request.metrics)
             except MetricsError as err:
                 raise BadInput([(["metrics", field], message) for field, message in err.problems]) from None

@@ -149,14 +149,14 @@ def test_resume_refuses_another_runs_settings(uninterrupted: Path, tmp_path: Pat
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "qrdqn", "trpo", "maskable_ppo", "ppo_lstm"])
 def test_every_algorithm_resumes_exactly(tmp_path: Path, algo: str) -> None:
-    """Drop the checkpoints after 512 steps and resume: the same weights and evaluations."""
+    """Drop the 1,024-step checkpoint and resume from the 768-step one (the replay buffer of an
+    off-policy algorithm included): the same weights and evaluations."""
     kwargs = {**RUN, "hyperparams": TINY[algo], "log": lambda _: None}
     train(ENV, algo, out=tmp_path / "a", **kwargs)
     run = copy_run(tmp_path / "a", tmp_path / "b")
-    for checkpoint in sorted((run / "checkpoints").iterdir())[2:]:
-        shutil.rmtree(checkpoint)
+    shutil.rmtree(newest(run))
     result = train(ENV, algo, out=run, resume=True, **kwargs)
-    assert result.steps_this_process == 512
+    assert result.steps_this_process == 256
     assert_same_run(tmp_path / "a", run)
 
 
