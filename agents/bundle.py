@@ -1,8 +1,9 @@
 """What servegym stores beside a policy: env id and kwargs, spaces, and observation normalisation.
 
 The metadata is JSON. In an SB3 zip it is an extra member ``servegym.json`` (SB3 ignores
-members it does not know), so one file carries the policy and its normalisation; exported ONNX
-and numpy files carry the same JSON, and loading them executes nothing from the file.
+members it does not know), so one file carries the policy and its normalisation, and with the
+policy's class and arguments the zip loads without unpickling (``sb3_zip``); exported ONNX and
+numpy files carry the same JSON, and loading them executes nothing from the file.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class PolicyMetadata:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     normalization: Normalization | None = None
     timesteps: int = 0
+    policy: str = "MlpPolicy"
+    policy_kwargs: dict[str, Any] | None = None  # JSON; None: not recorded (the zip needs SB3 to load)
     servegym_version: str = __version__
     format: int = FORMAT
 

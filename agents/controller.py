@@ -1,8 +1,9 @@
 """LearnedController: a trained policy behind the Controller protocol, outside the simulator.
 
-It loads an SB3 zip (trusted input only: SB3 unpickles parts of it), an exported ONNX file or a
-numpy ``.npz`` (neither runs code from the file). Observations are normalised as in training
-and action masks are applied (masked scores set to -inf before the argmax).
+It loads an SB3 zip trained by servegym (without unpickling: see ``sb3_zip``), an exported ONNX
+file or a numpy ``.npz`` (none runs code from the file), and checks the policy's observation and
+action sizes against its env. Observations are normalised as in training and action masks are
+applied (masked scores set to -inf before the argmax).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import Normalization, PolicyMetadata, read_zip_metadata
+from .bundle import PolicyMetadata
+from .contract import EnvContract
 from .mlp import masked_argmax
 
 Backend = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (obs [B, n], masks [B, A]) -> actions [B]
@@ -36,46 +38,57 @@ class LearnedController:
     ):
         self._backend, self.metadata, self.name = backend, metadata, name
         self._reset_fn = reset_fn
-        self._encoder: Callable[[Mapping[str, Any]], np.ndarray] | None = None
+        self.contract: EnvContract | None = None  # set by load(); built on first use otherwise
+        self.policy: Any = None  # the torch policy of an SB3 zip
         self._row_scores: Callable[[np.ndarray], np.ndarray] | None = None  # one-observation fast path
         self.obs_size = int(np.prod(metadata.obs_shape))
 
     # -- loading -----------------------------------------------------------------------------
     @classmethod
     def load(
-        cls, path: str | Path, env_id: str | None = None, vecnormalize: str | Path | None = None
+        cls,
+        path: str | Path,
+        env_id: str | None = None,
+        vecnormalize: str | Path | None = None,
+        trust_pickle: bool = False,
     ) -> LearnedController:
-        """By suffix: ``.zip`` (SB3; ``env_id``/``vecnormalize`` for zips not trained by servegym),
-        ``.onnx`` or ``.npz``."""
+        """By suffix: ``.zip`` (SB3), ``.onnx`` or ``.npz``; the policy's shapes are checked against
+        its env. ``env_id``, ``vecnormalize`` and ``trust_pickle`` are for zips not trained by
+        servegym (see ``sb3_zip``: nothing is unpickled unless ``trust_pickle``)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"model file {path} does not exist")
         suffix = path.suffix.lower()
         if suffix == ".zip":
-            return cls._from_sb3(path, env_id, vecnormalize)
+            return cls._from_sb3(path, env_id, vecnormalize, trust_pickle)
         if suffix == ".onnx":
-            return cls._from_onnx(path)
-        if suffix == ".npz":
+            controller = cls._from_onnx(path)
+        elif suffix == ".npz":
             from .mlp import MlpPolicyArrays
 
             arrays = MlpPolicyArrays.load_npz(path)
             controller = cls(_scores_backend(arrays.scores), arrays.metadata, f"{path.name} (numpy)")
             controller._row_scores = arrays.scores_row
-            return controller
-        raise ValueError(f"{path}: unknown model format {suffix!r}; expected .zip (SB3), .onnx or .npz")
+        else:
+            raise ValueError(f"{path}: unknown model format {suffix!r}; expected .zip (SB3), .onnx or .npz")
+        if env_id is not None and env_id != controller.metadata.env_id:
+            raise ValueError(f"{path} was trained on {controller.metadata.env_id}, not {env_id}")
+        controller.contract = _contract(controller.metadata, path)
+        return controller
 
     @classmethod
-    def _from_sb3(cls, path: Path, env_id: str | None, vecnormalize: str | Path | None) -> LearnedController:
+    def _from_sb3(
+        cls, path: Path, env_id: str | None, vecnormalize: str | Path | None, trust_pickle: bool
+    ) -> LearnedController:
         import torch
 
-        from .algos import ALGOS
+        from .sb3_zip import load_policy, zip_metadata
         from .scores import RecurrentScores, action_scores, supports_scores
 
-        meta = _sb3_metadata(path, env_id, vecnormalize)
-        model = ALGOS[meta.algo].load(path, device="cpu")
-        _check_spaces(meta, tuple(model.observation_space.shape), int(model.action_space.n), str(path))
+        meta = zip_metadata(path, env_id, vecnormalize, trust_pickle)
+        contract = _contract(meta, path)
+        policy = load_policy(path, meta, contract, trust_pickle)
         norm = meta.normalization
-        policy = model.policy
         if supports_scores(policy):
 
             def scores(obs: np.ndarray) -> np.ndarray:
@@ -83,14 +96,20 @@ class LearnedController:
                 with torch.no_grad():
                     return action_scores(policy, torch.as_tensor(x)).numpy()
 
-            return cls(_scores_backend(scores), meta, f"{path.name} ({meta.algo})")
-        recurrent = RecurrentScores(policy)  # LSTM state kept between act() calls, cleared by reset()
+            controller = cls(_scores_backend(scores), meta, f"{path.name} ({meta.algo})")
+        else:
+            recurrent = RecurrentScores(policy)  # LSTM state kept between act() calls, cleared by reset()
 
-        def recurrent_scores(obs: np.ndarray) -> np.ndarray:
-            x = norm.apply(obs) if norm else obs
-            return recurrent(torch.as_tensor(x), None)  # no state yet = an episode start
+            def recurrent_scores(obs: np.ndarray) -> np.ndarray:
+                x = norm.apply(obs) if norm else obs
+                return recurrent(torch.as_tensor(x), None)  # no state yet = an episode start
 
-        return cls(_scores_backend(recurrent_scores), meta, f"{path.name} ({meta.algo})", recurrent.reset)
+            controller = cls(
+                _scores_backend(recurrent_scores), meta, f"{path.name} ({meta.algo})", recurrent.reset
+            )
+        controller.contract = contract
+        controller.policy = policy
+        return controller
 
     @classmethod
     def _from_onnx(cls, path: Path) -> LearnedController:
@@ -154,15 +173,14 @@ class LearnedController:
         return self._backend(obs, masks)
 
     def act_from_metrics(self, metrics: Mapping[str, Any], action_mask: Any = None) -> int:
-        """The action for raw metrics (the env's ``info["metrics"]`` keys), via the env's encoder."""
-        if self._encoder is None:
-            self._encoder = observation_encoder(self.metadata.env_id, self.metadata.env_kwargs)
-        try:
-            obs = self._encoder(metrics)
-        except KeyError as err:
-            raise ValueError(
-                f"metrics lack {err.args[0]!r}, which {self.metadata.env_id}'s observation needs"
-            ) from err
+        """The action for raw metrics (the env's ``info["metrics"]`` keys), via the env's encoder.
+
+        The metrics are checked against the env's declared contract first: a
+        ``servegym.metric_spec.MetricsError`` (a ``ValueError``) lists every missing or invalid one.
+        """
+        if self.contract is None:
+            self.contract = _contract(self.metadata, self.name)
+        obs = self.contract.encode(metrics)
         return self.act(obs, None if action_mask is None else {"action_mask": action_mask})
 
     def _bad_obs(self, obs: Any) -> np.ndarray:
@@ -170,20 +188,6 @@ class LearnedController:
             f"observation has shape {np.shape(obs)}; the policy for {self.metadata.env_id} expects "
             f"{self.obs_size} values (shape {self.metadata.obs_shape})"
         )
-
-
-def observation_encoder(
-    env_id: str, env_kwargs: Mapping[str, Any]
-) -> Callable[[Mapping[str, Any]], np.ndarray]:
-    """The env's pure metrics -> observation function (the env is built once, not stepped)."""
-    import gymnasium as gym
-
-    import servegym  # noqa: F401 - registers the ids
-
-    env = gym.make(env_id, **dict(env_kwargs)).unwrapped
-    if not hasattr(env, "observation_from_metrics"):
-        raise ValueError(f"{env_id} has no observation_from_metrics(); act_from_metrics is unavailable")
-    return env.observation_from_metrics
 
 
 def _scores_backend(scores: Callable[[np.ndarray], np.ndarray]) -> Backend:
@@ -200,46 +204,8 @@ def _row(mask: Any, meta: PolicyMetadata) -> np.ndarray:
     return mask.reshape(1, -1)
 
 
-def _check_spaces(meta: PolicyMetadata, obs_shape: tuple[int, ...], n_actions: int, where: str) -> None:
-    if tuple(meta.obs_shape) != obs_shape or meta.n_actions != n_actions:
-        raise ValueError(
-            f"{where}: the policy has observations {obs_shape} and {n_actions} actions, but its metadata "
-            f"says {meta.obs_shape} and {meta.n_actions} ({meta.env_id})"
-        )
-
-
-def _sb3_metadata(path: Path, env_id: str | None, vecnormalize: str | Path | None) -> PolicyMetadata:
-    """servegym's metadata from the zip, or built from the zip's spaces for a plain SB3 / rl_zoo3 zip."""
-    try:
-        meta = read_zip_metadata(path)
-    except ValueError:
-        if env_id is None:
-            raise
-        meta = _plain_zip_metadata(path, env_id, vecnormalize)
-    if env_id is not None and env_id != meta.env_id:
-        raise ValueError(f"{path} was trained on {meta.env_id}, not {env_id}")
-    return meta
-
-
-def _plain_zip_metadata(path: Path, env_id: str, vecnormalize: str | Path | None) -> PolicyMetadata:
-    import gymnasium as gym
-    from stable_baselines3.common.save_util import load_from_zip_file
-
-    import servegym  # noqa: F401
-
-    from .algos import ALGOS
-
-    data, _, _ = load_from_zip_file(path, device="cpu", load_data=True)
-    policy_class = data.get("policy_class")
-    algo = next((name for name, cls in ALGOS.items() if policy_class in cls.policy_aliases.values()), None)
-    algo = algo or ("ppo" if "ActorCritic" in getattr(policy_class, "__name__", "") else "dqn")
-    if env_id not in gym.registry:
-        raise ValueError(f"unknown env id {env_id!r}")
-    obs_space, act_space = data["observation_space"], data["action_space"]
-    meta = PolicyMetadata(env_id, algo, tuple(obs_space.shape), int(getattr(act_space, "n", 0)))
-    if vecnormalize:
-        import pickle
-
-        with open(vecnormalize, "rb") as f:  # trusted input, like the zip itself
-            meta.normalization = Normalization.from_vec_normalize(pickle.load(f))
-    return meta
+def _contract(meta: PolicyMetadata, where: Any) -> EnvContract:
+    """The env's contract, with the policy's shapes checked against it."""
+    contract = EnvContract.of(meta.env_id, meta.env_kwargs, str(where))
+    contract.check_policy(meta, str(where))
+    return contract

@@ -10,6 +10,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, VecNormalize
 
 import servegym  # noqa: F401 - registers the ids
+from servegym.registration import check_env_id
 
 from .vec_env import has_batched_env, make_sb3_vec_env
 
@@ -21,10 +22,8 @@ HELD_OUT_SCENARIOS: dict[str, tuple[str, ...]] = {
 }
 """Presets an agent is scored on during training (never its training scenario)."""
 
-def check_env_id(env_id: str) -> None:
-    if env_id not in gym.registry:
-        ours = sorted(k for k in gym.registry if k.startswith("servegym/"))
-        raise ValueError(f"unknown env id {env_id!r}; servegym's ids: {', '.join(ours)}")
+
+__all__ = ["check_env_id", "eval_scenarios", "make_eval_env", "make_train_env"]
 
 
 def make_train_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, Any]) -> VecEnv:
@@ -34,8 +33,10 @@ def make_train_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, An
         venv = make_sb3_vec_env(env_id, n_envs, **env_kwargs)
         venv.seed(seed)
         return VecMonitor(venv)
-    # DummyVecEnv: SubprocVecEnv is slower than in-process envs for these cheap envs on 2 cores
-    return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=DummyVecEnv)
+    # DummyVecEnv: SubprocVecEnv is slower than in-process envs for these cheap envs on 2 cores.
+    # render_mode=None: make_vec_env asks for "rgb_array", which the envs do not offer (a warning)
+    kwargs = {"render_mode": None, **env_kwargs}
+    return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs, vec_env_cls=DummyVecEnv)
 
 
 def eval_scenarios(env_id: str, train_scenario: str | None, requested: Sequence[str] | None) -> list[str]:

@@ -1,4 +1,4 @@
-"""``servegym export``: an SB3 zip to ONNX and/or numpy, checked against SB3's own predict."""
+"""``servegym export``: an SB3 zip to ONNX and/or numpy, checked against the SB3 policy's actions."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
-from .algos import ALGOS
 from .bundle import PolicyMetadata
-from .controller import LearnedController, _sb3_metadata
+from .contract import EnvContract
+from .controller import LearnedController
 from .mlp import MlpPolicyArrays, _check_shapes
 from .onnx_export import save_onnx
 from .scores import ACTOR_CRITIC
@@ -33,20 +33,32 @@ ACTIVATION_NAMES = {
 @dataclass
 class ExportReport:
     outputs: list[Path]
-    checked: int  # random observations compared with SB3's deterministic predict
+    checked: int  # random observations compared with the SB3 policy's deterministic action
     agreement: dict[str, float]  # output file name -> fraction of identical actions
+    contract: EnvContract  # what a live system must send, and what the actions mean
 
 
 def load_policy_arrays(
-    model_path: str | Path, env_id: str | None = None, vecnormalize: str | Path | None = None
+    model_path: str | Path,
+    env_id: str | None = None,
+    vecnormalize: str | Path | None = None,
+    trust_pickle: bool = False,
 ) -> MlpPolicyArrays:
-    """The arrays of an SB3 zip (trusted input: SB3 unpickles parts of a zip)."""
+    """The arrays of an SB3 zip (loaded as ``LearnedController.load`` loads it)."""
+    return _arrays(_load_zip(model_path, env_id, vecnormalize, trust_pickle))
+
+
+def _load_zip(
+    model_path: str | Path, env_id: str | None, vecnormalize: str | Path | None, trust_pickle: bool
+) -> LearnedController:
     path = Path(model_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
-    meta = _sb3_metadata(path, env_id, vecnormalize)
-    model = ALGOS[meta.algo].load(path, device="cpu")
-    return extract_mlp(model.policy, meta)
+    if path.suffix.lower() != ".zip":
+        raise ValueError(f"{path}: export reads an SB3 model .zip (ONNX and .npz files are exports already)")
+    return LearnedController.load(path, env_id=env_id, vecnormalize=vecnormalize, trust_pickle=trust_pickle)
+
+
+def _arrays(controller: LearnedController) -> MlpPolicyArrays:
+    return extract_mlp(controller.policy, controller.metadata)
 
 
 def export_model(
@@ -58,29 +70,30 @@ def export_model(
     vecnormalize: str | Path | None = None,
     check: int = 1000,
     seed: int = 0,
+    trust_pickle: bool = False,
 ) -> ExportReport:
     """Write the requested formats, then compare each with the SB3 zip on ``check`` random observations."""
     if not onnx_out and not numpy_out:
         raise ValueError("give --onnx OUT and/or --numpy OUT")
-    arrays = load_policy_arrays(model_path, env_id, vecnormalize)
+    if numpy_out and Path(numpy_out).suffix != ".npz":
+        raise ValueError(f"--numpy needs a .npz file name, got {numpy_out}")
+    reference = _load_zip(model_path, env_id, vecnormalize, trust_pickle)
+    arrays = _arrays(reference)
     outputs = []
     if onnx_out:
         save_onnx(arrays, onnx_out)
         outputs.append(Path(onnx_out))
     if numpy_out:
         numpy_out = Path(numpy_out)
-        if numpy_out.suffix != ".npz":
-            raise ValueError(f"--numpy needs a .npz file name, got {numpy_out}")
         arrays.save_npz(numpy_out)
         outputs.append(numpy_out)
     agreement = {}
     if check > 0:
-        reference = LearnedController.load(model_path, env_id=env_id, vecnormalize=vecnormalize)
         obs = random_observations(arrays, check, seed)
         expected = reference.act_batch(obs)
         for out in outputs:
             agreement[out.name] = float(np.mean(LearnedController.load(out).act_batch(obs) == expected))
-    return ExportReport(outputs, check, agreement)
+    return ExportReport(outputs, check, agreement, reference.contract)
 
 
 def random_observations(arrays: MlpPolicyArrays, n: int, seed: int) -> np.ndarray:

@@ -9,6 +9,8 @@ can never run code.
 from __future__ import annotations
 
 import ast
+import difflib
+import inspect
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,12 +19,14 @@ from typing import Any
 import torch.nn as nn
 import yaml
 
-from .algos import resolve_algo
+from .algos import ALGOS, resolve_algo
 
 ACTIVATIONS = {name: getattr(nn, name) for name in ("ReLU", "Tanh", "ELU", "LeakyReLU", "SiLU", "GELU")}
 ZOO_KEYS = {"n_envs", "n_timesteps", "policy", "normalize", "env_kwargs", "policy_kwargs"}
 UNSUPPORTED_ZOO_KEYS = {"env_wrapper", "vec_env_wrapper", "callback", "frame_stack", "monitor_kwargs"}
 SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
+SET_BY_TRAIN = {"env": "", "seed": "--seed", "device": "", "tensorboard_log": "--out", "verbose": "--verbose"}
+"""Constructor arguments ``servegym train`` sets itself (with the option that sets them)."""
 
 
 @dataclass
@@ -94,6 +98,24 @@ def parse_entry(entry: dict[str, Any], where: str) -> Hyperparams:
         else:
             hp.algo_kwargs[key] = value
     return hp
+
+
+def check_algo_kwargs(algo: str, kwargs: dict[str, Any], where: str) -> None:
+    """Refuse keys the algorithm's constructor does not take, naming the closest and the valid ones."""
+    params = set(inspect.signature(ALGOS[algo].__init__).parameters) - {"self", "policy", "_init_setup_model"}
+    valid = sorted((params - set(SET_BY_TRAIN)) | ZOO_KEYS)
+    for key in kwargs:
+        if key in SET_BY_TRAIN:
+            option = SET_BY_TRAIN[key]
+            raise ValueError(
+                f"{where}: {key!r} is set by servegym train" + (f" (use {option})" if option else "")
+            )
+        if key not in params:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"{where}: {algo} has no hyperparameter {key!r}; {hint}valid keys: {', '.join(valid)}"
+            )
 
 
 def read_value(text: str, where: str) -> Any:

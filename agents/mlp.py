@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.special import erf
+from scipy.special import erf, expit
 
 from .bundle import PolicyMetadata
 
@@ -28,8 +28,8 @@ def _np_activation(name: str, x: np.ndarray) -> np.ndarray:
         x[...] = np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
     elif name == "leaky_relu":
         x[...] = np.where(x > 0, x, 0.01 * x)
-    elif name == "silu":
-        x[...] = x / (1.0 + np.exp(-x))
+    elif name == "silu":  # x * sigmoid(x); expit does not overflow for very negative x
+        np.multiply(x, expit(x), out=x)
     elif name == "gelu":
         x[...] = 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
     else:

@@ -8,8 +8,10 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
+from servegym.metric_spec import Metric
+
 from .scenarios import CHUNK_PRESETS, ServingScenario
-from .serving_env import ServingControlEnv
+from .serving_env import ServingControlEnv, serving_metrics
 
 BUDGET_MENU = (128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 8192)
 """Tile-aligned token budgets (chunk_spec.md D.1)."""
@@ -132,6 +134,29 @@ class ChunkedPrefillEnv(ServingControlEnv):
         "ttft_violation": 1.0,
         "preemptions": 0.1,
     }
+    METRICS: ClassVar[tuple[Metric, ...]] = (
+        *serving_metrics(
+            "decoding",
+            "prefilling",
+            "waiting",
+            "waiting_prompt_tokens",
+            "oldest_wait_s",
+            "kv_utilization",
+            "preemptions",
+            "mean_iteration_s",
+            "p99_tbt_s",
+            "first_tokens",
+            "first_tokens_late",
+            "arrival_rate_ewma",
+            "decode_only_fraction",
+            "mean_context",
+            "capacity_rps",
+            "max_num_seqs",
+            "ttft_slo_s",
+            "tbt_slo_s",
+        ),
+        Metric("budget_index", "index", "the current budget's index in BUDGET_MENU", high=10, integer=True),
+    )
 
     def __init__(
         self, scenario: str | ServingScenario | None = None, control_interval_s: float = 0.25, **kwargs: Any
@@ -150,6 +175,9 @@ class ChunkedPrefillEnv(ServingControlEnv):
         self.budget_index = BUDGET_MENU.index(self.scenario.token_budget)
 
     encode = staticmethod(encode_chunk_observation)
+
+    def get_action_meanings(self) -> list[str]:
+        return [f"token budget {b}" for b in BUDGET_MENU]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self.budget_index = BUDGET_MENU.index(self.scenario.token_budget)

@@ -10,6 +10,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from servegym.metric_spec import Metric
+
 from .edge.system import HIST_BINS, QUEUE_SLOTS, MecBatch, MecConfig
 
 MAX_DEVICE_TYPES = 3
@@ -17,25 +19,43 @@ SERVER_FEATURES = 5 + HIST_BINS  # exists, speed, rate, queued work, queued task
 SERVERS_AT = 4 + MAX_DEVICE_TYPES + 1  # after the task, the device type and the local wait
 
 
-METRIC_KEYS = (
-    "task_bits",
-    "deadline_s",
-    "local_time_s",
-    "local_energy_j",
-    "device_type",
-    "local_wait_s",
-    "edge_exists",
-    "cloud_speed",
-    "edge_speed",
-    "rates_bps",
-    "edge_wait_s",
-    "edge_queued",
-    "edge_histogram",
-    "preference",
-    "delay_estimate_s",
-    "energy_estimate_j",
+MEC_METRICS = (
+    Metric("task_bits", "bit", "input size of the pending task"),
+    Metric("deadline_s", "s", "the task's deadline", low_open=True),
+    Metric("local_time_s", "s", "the task's compute time on the user's device"),
+    Metric("local_energy_j", "J", "the task's compute energy on the user's device"),
+    Metric(
+        "device_type",
+        "index",
+        "the user's device: its index in the scenario's user_devices",
+        integer=True,
+    ),
+    Metric("local_wait_s", "s", "work queued on the user's device"),
+    Metric(
+        "edge_exists", "flag", "1 where the edge slot holds a server", high=1, integer=True, per="edge slot"
+    ),
+    Metric("cloud_speed", "x", "the cloud's speed factor (1 = its catalog device)"),
+    Metric("edge_speed", "x", "each edge's speed factor (1 = its catalog device)", per="edge slot"),
+    Metric(
+        "rates_bps",
+        "bit/s",
+        "uplink rate to the cloud's cell, then to each edge",
+        per="cloud, then edge slot",
+    ),
+    Metric("edge_wait_s", "s", "work queued at each edge", per="edge slot"),
+    Metric("edge_queued", "tasks", "tasks queued at each edge", integer=True, per="edge slot"),
+    Metric(
+        "edge_histogram",
+        "tasks",
+        "queued tasks per remaining-time bin (0, 10, 20, 50, 100, 200, 500 ms, 1 s)",
+        per="edge slot x bin",
+    ),
+    Metric("preference", "weight", "the delay weight w (energy gets 1 - w)", high=1.0),
+    Metric("delay_estimate_s", "s", "predicted delay per action", allow_inf=True, per="action"),
+    Metric("energy_estimate_j", "J", "predicted device energy per action", allow_inf=True, per="action"),
 )
-"""The metrics ``encode_mec_observation`` reads."""
+"""The metrics ``encode_mec_observation`` reads (the operator's contract)."""
+METRIC_KEYS = tuple(m.name for m in MEC_METRICS)
 
 
 def estimates_at(config: MecConfig) -> int:
@@ -251,6 +271,7 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 10}
+    METRICS: ClassVar[tuple[Metric, ...]] = MEC_METRICS
 
     def __init__(
         self,
@@ -373,6 +394,9 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     def _describe(self, a: int) -> str:
         return ("local", "cloud")[a] if a < 2 else f"edge {a - 2}"
 
+    def get_action_meanings(self) -> list[str]:
+        return [self._describe(a) for a in range(self.action_space.n)]
+
     def step(self, action):
         a, rejected = self._check_action(action, self._mask)
         if rejected:
@@ -429,6 +453,14 @@ class DnnSplitEnv(MecOffloadEnv):
     As `MecOffload-v0` (v0: initial version).
     """
 
+    METRICS: ClassVar[tuple[Metric, ...]] = (
+        *MEC_METRICS,
+        Metric(
+            "split_delay_estimate_s", "s", "predicted delay per split point", allow_inf=True, per="action"
+        ),
+        Metric("split_energy_estimate_j", "J", "predicted device energy per split point", per="action"),
+    )
+
     def __init__(self, scenario: str = "default", render_mode: str | None = None, **overrides: Any) -> None:
         super().__init__(scenario, render_mode, **overrides)
         self.num_splits = self.system.tables.split_bits.shape[1]
@@ -468,6 +500,12 @@ class DnnSplitEnv(MecOffloadEnv):
 
     def action_masks(self) -> np.ndarray:
         return self.system.split_masks()[0]
+
+    def get_action_meanings(self) -> list[str]:
+        return [
+            f"the first {k} layers on the device, the rest at the nearest edge"
+            for k in range(self.num_splits)
+        ]
 
     def _describe(self, a: int) -> str:
         return (

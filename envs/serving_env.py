@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from servegym.metric_spec import Metric
+
 from .scenarios import ServingScenario, random_scenario, resolve_scenario
 from .serving.engine import ServingEngine
 from .serving.summary import summarize
@@ -41,6 +43,8 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
     KIND: ClassVar[str] = "serving"
     DEFAULT_SCENARIO: ClassVar[str] = ""
     REWARD_WEIGHTS: ClassVar[dict[str, float]] = {}
+    METRICS: ClassVar[tuple[Metric, ...]] = ()
+    """The metrics ``encode`` reads (the operator's contract; see ``servegym.metric_spec``)."""
 
     def __init__(
         self,
@@ -221,3 +225,45 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
             "ttft_slo_s": sc.ttft_slo_s,
             "tpot_slo_s": sc.tpot_slo_s,
         }
+
+
+SERVING_METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("decoding", "requests", "requests in their decode phase now"),
+        Metric("prefilling", "requests", "requests with a prompt being prefilled now"),
+        Metric("waiting", "requests", "requests queued, not yet scheduled"),
+        Metric("waiting_prompt_tokens", "tokens", "prompt tokens of the waiting requests"),
+        Metric("oldest_wait_s", "s", "queueing time of the oldest waiting request"),
+        Metric("kv_utilization", "fraction", "KV-cache blocks in use / blocks", high=1.0),
+        Metric("preemptions", "count", "preemptions in the last interval"),
+        Metric("mean_iteration_s", "s", "mean engine iteration time in the last interval"),
+        Metric("p50_tbt_s", "s", "median gap between output tokens in the last interval"),
+        Metric("p99_tbt_s", "s", "P99 gap between output tokens in the last interval"),
+        Metric("first_tokens", "count", "first tokens (prefills finished) in the last interval"),
+        Metric("first_tokens_late", "count", "of those, first tokens later than the TTFT SLO"),
+        Metric("arrival_rate_ewma", "req/s", "arrival rate, EWMA over intervals (weight 0.2)"),
+        Metric("decode_only_fraction", "fraction", "iterations without prefill / iterations", high=1.0),
+        Metric("mean_context", "tokens", "mean context length of the decoding requests"),
+        Metric("p90_context", "tokens", "P90 context length of the decoding requests"),
+        Metric("busy_s", "s", "engine busy time in the last interval"),
+        Metric("draft_s", "s", "draft-model time in the last interval"),
+        Metric("capacity_rps", "req/s", "estimated capacity of the instance", low_open=True, scenario=True),
+        Metric(
+            "max_num_seqs",
+            "requests",
+            "the engine's limit on running requests",
+            low=1,
+            integer=True,
+            scenario=True,
+        ),
+        Metric("ttft_slo_s", "s", "time-to-first-token SLO", low_open=True, scenario=True),
+        Metric("tbt_slo_s", "s", "time-between-tokens SLO", low_open=True, scenario=True),
+        Metric("tpot_slo_s", "s", "time-per-output-token SLO", low_open=True, scenario=True),
+    )
+}
+"""The serving metrics the envs' encoders read, declared once; each env picks its own."""
+
+
+def serving_metrics(*names: str) -> tuple[Metric, ...]:
+    return tuple(SERVING_METRICS[n] for n in names)

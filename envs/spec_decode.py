@@ -9,10 +9,11 @@ import numpy as np
 from gymnasium import spaces
 
 from servegym.hardware import IterationBatch
+from servegym.metric_spec import Metric
 
 from .scenarios import SPEC_PRESETS, ServingScenario
 from .serving.windows import SUMMARY as S
-from .serving_env import ServingControlEnv
+from .serving_env import ServingControlEnv, serving_metrics
 
 K_MAX = 8
 ACCEPTANCE_KEYS = tuple(f"acceptance_pos{i + 1}" for i in range(K_MAX))
@@ -134,6 +135,34 @@ class SpecDecodeEnv(ServingControlEnv):
         "tpot_violation": 1.0,
         "ttft_violation": 0.5,
     }
+    METRICS: ClassVar[tuple[Metric, ...]] = (
+        *serving_metrics(
+            "decoding",
+            "waiting",
+            "kv_utilization",
+            "mean_context",
+            "p90_context",
+            "busy_s",
+            "draft_s",
+            "mean_iteration_s",
+            "p50_tbt_s",
+            "p99_tbt_s",
+            "first_tokens",
+            "first_tokens_late",
+            "arrival_rate_ewma",
+            "capacity_rps",
+            "max_num_seqs",
+            "tpot_slo_s",
+        ),
+        *(
+            Metric(
+                f"acceptance_pos{i + 1}", "fraction", f"acceptance at draft position {i + 1} (EWMA)", high=1
+            )
+            for i in range(K_MAX)
+        ),
+        Metric("acceptance_rate", "fraction", "accepted / drafted tokens in the last window", high=1.0),
+        Metric("spec_tokens", "tokens", "the current speculation length k", high=K_MAX, integer=True),
+    )
 
     def __init__(
         self, scenario: str | ServingScenario | None = None, decision_iterations: int = 8, **kwargs: Any
@@ -148,6 +177,9 @@ class SpecDecodeEnv(ServingControlEnv):
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
 
     encode = staticmethod(encode_spec_observation)
+
+    def get_action_meanings(self) -> list[str]:
+        return ["k = 0: no speculation", *(f"k = {k} draft tokens" for k in range(1, K_MAX + 1))]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self._acceptance = [0.7] * K_MAX  # prior: SmartSpec's initial alpha

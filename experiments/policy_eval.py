@@ -10,9 +10,7 @@ import numpy as np
 
 from servegym.agents.controller import LearnedController
 
-from .compare import EpisodeResult, compare_controllers, format_table, heuristic_names
-
-BEST_OF_KEY = "return"
+from .compare import BEST_OF_KEY, EpisodeResult, compare_controllers, format_table, heuristic_names
 
 
 def evaluate_model(
@@ -52,9 +50,12 @@ def best_controller(results: Sequence[EpisodeResult]) -> str:
 
 
 def format_comparison(
-    results: Sequence[EpisodeResult], policy: str, best: str, everything: bool = False
+    results: Sequence[EpisodeResult],
+    policy: str,
+    best: str,
+    everything: bool = False,
+    title: str | None = None,
 ) -> str:
-    """The policy and the best heuristic (or every controller), best heuristic marked."""
+    """The policy and the best heuristic (or every controller), then the verdict line."""
     shown = results if everything else [r for r in results if r.controller in (policy, best)]
-    table = format_table(shown)
-    return table.replace(f"\n{best} ", f"\n{best}*", 1) + "\n* best heuristic by mean return"
+    return format_table(shown, policy=policy, title=title)

@@ -9,6 +9,7 @@ import numpy as np
 
 from servegym.envs.serving import EngineConfig, ServingEngine
 from servegym.envs.serving.summary import summarize
+from servegym.tables import render_table
 from servegym.workloads import Requests
 
 
@@ -45,9 +46,7 @@ def run(
             timeline.running.append(engine.num_running)
             timeline.iteration_s.append(result.duration_s)
     kpis = summarize(engine)
-    width = max(len(k) for k in kpis)
-    for name, value in kpis.items():
-        print(f"  {name:<{width}}  {value:.4g}")
+    print(render_table(["KPI", "value"], [[name, f"{value:.4g}"] for name, value in kpis.items()], right=[1]))
     if engine.rejected:
         for reason, count in engine.rejected.items():
             print(f"  rejected ({reason}): {count}")

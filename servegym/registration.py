@@ -32,3 +32,20 @@ def register_envs() -> list[str]:
                 vector_entry_point=VECTOR_ENTRY_POINTS.get(env_id),
             )
     return list(ENVS)
+
+
+def check_env_id(env_id: str, what: str = "env id") -> None:
+    """Raise ``ValueError`` for an unregistered id, suggesting the closest registered one."""
+    if env_id in gym.registry:
+        return
+    import difflib
+
+    register_envs()
+    ours = sorted(k for k in gym.registry if k.startswith("servegym/"))
+    if env_id in gym.registry:
+        return
+    short = {k.split("/")[-1].lower(): k for k in ours}
+    name = str(env_id).split("/")[-1].lower()
+    close = [short[m] for m in difflib.get_close_matches(name, short, n=1, cutoff=0.6)]
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ValueError(f"unknown {what} {env_id!r}; {hint}servegym's ids: {', '.join(ours)}")

@@ -14,12 +14,12 @@ def test_catalog_lists_everything(capsys):
     assert main(["catalog"]) == 0
     out = capsys.readouterr().out
     for text in (
-        "devices (fp16 TFLOP/s",
+        "fp16 TFLOP/s   memory GB/s   memory GB",
         "A100-80GB",
         "H100-SXM",
-        "models (layers",
+        "layers   hidden   heads/kv",
         "Llama-3-8B",
-        "dnns",
+        "GFLOP   weights MB",
         "ResNet-50",
     ):
         assert text in out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from servegym.tables import render_table
+
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from servegym.hardware import calibrate, get_device, load_measurements, save_profile
@@ -69,30 +71,47 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
 
         print(f"registered {load_catalog_file(args.file)}")
     if args.what in ("devices", "all"):
-        print("devices (fp16 TFLOP/s, GB/s, GB):")
+        rows = []
         for n in list_devices():
             d = get_device(n)
             fitted = "calibrated" if d.provenance else "prior"
-            print(
-                f"  {n:18s} {d.peak('fp16') / 1e12:8.1f} {d.mem_bandwidth / 1e9:8.0f} "
-                f"{d.mem_capacity / 1e9:6.0f}  {fitted}"
+            rows.append(
+                [
+                    n,
+                    f"{d.peak('fp16') / 1e12:.1f}",
+                    f"{d.mem_bandwidth / 1e9:.0f}",
+                    f"{d.mem_capacity / 1e9:.0f}",
+                    fitted,
+                ]
             )
+        headers = ["device", "fp16 TFLOP/s", "memory GB/s", "memory GB", "efficiencies"]
+        print(render_table(headers, rows, title="devices", right=[1, 2, 3]))
     if args.what in ("models", "all"):
-        print("models (layers, hidden, heads/kv, ffn, params):")
+        rows = []
         for n in list_models():
             m = get_model(n)
-            moe = f", {m.num_experts}x{m.experts_per_token} MoE" if m.is_moe else ""
-            print(
-                f"  {n:18s} {m.num_layers:4d} {m.hidden_size:6d} {m.num_heads:3d}/{m.num_kv_heads:<3d} "
-                f"{m.ffn_size:6d} {m.param_count / 1e9:7.2f}B{moe}"
+            moe = f"{m.num_experts}x{m.experts_per_token} MoE" if m.is_moe else ""
+            rows.append(
+                [
+                    n,
+                    str(m.num_layers),
+                    str(m.hidden_size),
+                    f"{m.num_heads}/{m.num_kv_heads}",
+                    str(m.ffn_size),
+                    f"{m.param_count / 1e9:.2f}B",
+                    moe,
+                ]
             )
+        headers = ["model", "layers", "hidden", "heads/kv", "ffn", "params", "experts"]
+        print(render_table(headers, rows, title="models", right=[1, 2, 3, 4, 5]))
     if args.what in ("dnns", "all"):
-        print("dnns (layers, GFLOPs, MB of weights):")
+        rows = []
         for n in list_dnns():
             d = get_dnn(n)
-            print(
-                f"  {n:26s} {len(d.layers):4d} {d.total_flops / 1e9:8.2f} {d.total_weight_bytes / 1e6:8.1f}"
+            rows.append(
+                [n, str(len(d.layers)), f"{d.total_flops / 1e9:.2f}", f"{d.total_weight_bytes / 1e6:.1f}"]
             )
+        print(render_table(["dnn", "layers", "GFLOP", "weights MB"], rows, title="dnns", right=[1, 2, 3]))
     return 0
 
 
@@ -104,29 +123,48 @@ def _cmd_latency(args: argparse.Namespace) -> int:
         f"{lm.model.name} on {lm.device.name} x{lm.tp} (topology {lm.topology}); "
         f"profile: {lm.device.provenance.get('source', 'prior (zero-shot)')}"
     )
-    print("\nprefill of one prompt (TTFT without queueing):")
-    print(f"  {'tokens':>8} {'ms':>9} {'tokens/s':>10}")
-    for n in args.prompts:
-        t = lm.prefill_time(n)
-        print(f"  {n:8d} {t * 1e3:9.2f} {n / t:10.0f}")
-    print(f"\ndecode iteration at context {args.context} (TPOT):")
-    print(f"  {'batch':>8} {'ms':>9} {'tokens/s':>10}")
-    for b in args.batches:
-        t = lm.decode_time(b, args.context)
-        print(f"  {b:8d} {t * 1e3:9.2f} {b / t:10.0f}")
+    prefill = [
+        [str(n), f"{lm.prefill_time(n) * 1e3:.2f}", f"{n / lm.prefill_time(n):.0f}"] for n in args.prompts
+    ]
+    print()
+    print(
+        render_table(
+            ["tokens", "ms", "tokens/s"],
+            prefill,
+            title="prefill of one prompt (TTFT without queueing)",
+            right=[0, 1, 2],
+        )
+    )
+    decode = [
+        [str(b), f"{lm.decode_time(b, args.context) * 1e3:.2f}", f"{b / lm.decode_time(b, args.context):.0f}"]
+        for b in args.batches
+    ]
+    print()
+    print(
+        render_table(
+            ["batch", "ms", "tokens/s"],
+            decode,
+            title=f"decode iteration at context {args.context} (TPOT)",
+            right=[0, 1, 2],
+        )
+    )
     batch = IterationBatch(
         decode_seqs=args.batches[-1], decode_context=float(args.batches[-1] * args.context)
     )
     batch.add_prefill(args.chunk, 0)
     parts = lm.iteration_breakdown(batch)
     total = sum(parts.values())
-    print(
-        f"\nmixed iteration: {args.batches[-1]} decodes + one {args.chunk}-token prefill chunk "
+    title = (
+        f"mixed iteration: {args.batches[-1]} decodes + one {args.chunk}-token prefill chunk "
         f"= {total * 1e3:.2f} ms"
     )
-    for name, t in sorted(parts.items(), key=lambda kv: -kv[1]):
-        if t > 0:
-            print(f"  {name:26s} {t * 1e3:8.3f} ms {t / total:6.1%}")
+    rows = [
+        [name, f"{t * 1e3:.3f}", f"{t / total:.1%}"]
+        for name, t in sorted(parts.items(), key=lambda kv: -kv[1])
+        if t > 0
+    ]
+    print()
+    print(render_table(["operator", "ms", "share"], rows, title=title, right=[1, 2]))
     return 0
 
 

@@ -90,19 +90,22 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from servegym.experiments.compare import compare, format_table, heuristic_names
+    from servegym.experiments.compare import check_controllers, compare, format_table, heuristic_names
+    from servegym.registration import check_env_id
 
+    check_env_id(args.env)
     names = args.controllers or heuristic_names(args.env)
+    check_controllers(args.env, names)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     kwargs = {"scenario": args.scenario} if args.scenario else {}
     if args.horizon:
         kwargs["horizon_s"] = args.horizon
-    print(
+    results = compare(args.env, names, range(args.seed, args.seed + args.seeds), **kwargs)
+    title = (
         f"{args.env}, scenario {args.scenario or 'default'}, {args.seeds} seed(s), {len(names)} controllers"
     )
-    results = compare(args.env, names, range(args.seed, args.seed + args.seeds), **kwargs)
-    print(format_table(results))
+    print(format_table(results, title=title))
     return 0
 
 

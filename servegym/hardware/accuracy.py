@@ -132,16 +132,18 @@ def evaluate(
 
 def format_table(results: dict[str, dict[str, GroupScore]]) -> str:
     """Rows: operator groups; columns: MAPE / median / p90 APE per setting (e.g. k=0, k=10)."""
+    from servegym.tables import render_table
+
     settings = list(results)
     names = sorted({n for r in results.values() for n in r})
-    width = max(len(n) for n in names) + 2
-    head = "operator group".ljust(width) + "".join(f"{s:>28}" for s in settings)
-    sub = " " * width + "".join(f"{'MAPE  median   p90':>28}" for _ in settings)
-    lines = [head, sub]
+    headers = ["operator group"]
+    for setting in settings:
+        headers += [f"MAPE ({setting})", "median APE", "p90 APE"]
+    rows = []
     for n in names:
-        cells = []
+        cells = [n]
         for s in settings:
             g = results[s].get(n)
-            cells.append(f"{g.mape:6.1%} {g.median_ape:7.1%} {g.p90_ape:6.1%}".rjust(28) if g else " " * 28)
-        lines.append(n.ljust(width) + "".join(cells))
-    return "\n".join(lines)
+            cells += [f"{g.mape:.1%}", f"{g.median_ape:.1%}", f"{g.p90_ape:.1%}"] if g else ["", "", ""]
+        rows.append(cells)
+    return render_table(headers, rows, right=range(1, len(headers)))

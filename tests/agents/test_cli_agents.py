@@ -32,7 +32,8 @@ def test_train_evaluate_export_from_the_command_line(tmp_path, capsys) -> None:
     assert f"model:       {out / 'model.zip'}" in printed and "tensorboard --logdir" in printed
     assert main(["evaluate", str(out / "model.zip"), "--episodes", "1", "--scenario", "far-cell"]) == 0
     table = capsys.readouterr().out
-    assert "scenario far-cell" in table and "model.zip (ppo)" in table and "* best heuristic" in table
+    assert "scenario far-cell" in table and "model.zip (ppo)" in table and "★ best mean return" in table
+    assert "verdict: model.zip (ppo) is" in table and "(the best heuristic) on mean return" in table
     assert (
         main(
             [
@@ -77,6 +78,7 @@ def test_quickstart_trains_and_prints_the_comparison(tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert (
         "(ppo)" in printed
-        and "* best heuristic" in printed
+        and "★ best mean return" in printed
+        and "verdict: best_model.zip (ppo) is" in printed
         and f"tensorboard --logdir {out / 'tb'}" in printed
     )

@@ -148,8 +148,11 @@ def test_a_plain_sb3_zip_loads_with_env_and_vecnormalize(trained, tmp_path) -> N
         for name in src.namelist():
             if name != "servegym.json":
                 dst.writestr(name, src.read(name))
+    stats = run.out / "vecnormalize.pkl"
+    with pytest.raises(ValueError, match=r"no servegym metadata.*--trust-pickle"):
+        LearnedController.load(plain, env_id="servegym/MecOffload-v0", vecnormalize=stats)
     controller = LearnedController.load(
-        plain, env_id="servegym/MecOffload-v0", vecnormalize=run.out / "vecnormalize.pkl"
+        plain, env_id="servegym/MecOffload-v0", vecnormalize=stats, trust_pickle=True
     )
     obs = random_observations(load_policy_arrays(run.model_path), 200, seed=4)
     np.testing.assert_array_equal(

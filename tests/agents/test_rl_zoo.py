@@ -49,7 +49,11 @@ def test_rl_zoo3_trains_spec_decode_and_the_result_loads(tmp_path) -> None:
     model = run / "servegym-SpecDecode-v0.zip"
     stats = run / "servegym-SpecDecode-v0" / "vecnormalize.pkl"
     assert model.exists() and stats.exists()
-    controller = LearnedController.load(model, env_id="servegym/SpecDecode-v0", vecnormalize=stats)
+    with pytest.raises(ValueError, match="--trust-pickle"):  # its zip and pickle load only by unpickling
+        LearnedController.load(model, env_id="servegym/SpecDecode-v0", vecnormalize=stats)
+    controller = LearnedController.load(
+        model, env_id="servegym/SpecDecode-v0", vecnormalize=stats, trust_pickle=True
+    )
     assert controller.metadata.normalization is not None
     action = controller.act(np.zeros(controller.obs_size, dtype=np.float32))
     assert 0 <= action < controller.metadata.n_actions

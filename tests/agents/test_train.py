@@ -30,7 +30,7 @@ def test_ppo_trains_on_every_env_id(trained, env_id: str) -> None:
     assert read_zip_metadata(run.best_model_path).env_id == env_id
     with np.load(run.out / "evaluations.npz") as data:
         assert len(data["timesteps"]) == 2 and np.all(np.isfinite(data["results"]))
-    checkpoints = sorted((run.out / "checkpoints").glob("rl_model_*_steps.zip"))
+    checkpoints = sorted((run.out / "checkpoints").glob("step_*/model.zip"))
     assert checkpoints and read_zip_metadata(checkpoints[-1]).env_id == env_id
 
 
