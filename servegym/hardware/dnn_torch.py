@@ -66,6 +66,7 @@ class KernelModule(nn.Module):
     def __init__(self, kernel: DNNKernel, dtype: torch.dtype, fold_bn: bool) -> None:
         super().__init__()
         self.kernel = kernel
+        self.bn: nn.BatchNorm2d | None = None
         kw = {"dtype": dtype}
         k = kernel
         if k.op == "conv":

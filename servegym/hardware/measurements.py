@@ -435,7 +435,7 @@ def _read_native(record, where, dev, path, skipped: Counter, seen: set) -> Itera
             tp=tp,
             bytes_per_element=_dtype_bytes(record.get("dtype"), where),
         )
-    elif record.get("model", "").strip() and op not in ("gemm", "all_reduce", "cpu_overhead"):
+    elif record.get("model", "").strip() and op not in ("gemm", "all_reduce", "cpu_overhead", *DNN_OPS):
         from .catalog import get_model
 
         try:
@@ -548,3 +548,19 @@ def write_native_csv(records: Iterable[Measurement], path: str | Path) -> Path:
             row["seconds"] = repr(r.seconds)
             writer.writerow(row)
     return path
+
+
+def published_measurements(device) -> list[Measurement]:
+    """A device's published DNN timings (``Device.published_latency``) as measurements."""
+    return [
+        Measurement(
+            op="dnn",
+            seconds=p.seconds,
+            device=device.name,
+            source=p.source,
+            model=p.dnn,
+            dtype=p.dtype,
+            context="network",
+        )
+        for p in device.published_latency
+    ]
