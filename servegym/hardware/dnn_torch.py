@@ -311,23 +311,25 @@ def kernel_callable(
     *,
     source_shapes: Sequence[Sequence[int]] | None = None,
     seed: int = 0,
+    device: str = "cpu",
 ) -> KernelRun:
-    """A :class:`KernelRun` of one kernel on random inputs (for timing).
+    """A :class:`KernelRun` of one kernel on random inputs on ``device`` (for timing).
 
     BatchNorm is folded; the kernel's activation, if any, runs too.
     """
-    module = KernelModule(kernel, torch_dtype(dtype), fold_bn=True).eval()
+    module = KernelModule(kernel, torch_dtype(dtype), fold_bn=True).eval().to(device)
     gen = torch.Generator().manual_seed(seed)
-    inputs = kernel_inputs(kernel, dtype, gen, source_shapes)
+    inputs = [t.to(device) for t in kernel_inputs(kernel, dtype, gen, source_shapes)]
     if kernel.op == "conv" or any(t.dim() == 4 for t in inputs):
         module = module.to(memory_format=torch.channels_last)
     return KernelRun([(module, inputs)])
 
 
 def chain_callable(
-    kernels: Sequence[DNNKernel], dtype: str = "fp32", *, seed: int = 0
+    kernels: Sequence[DNNKernel], dtype: str = "fp32", *, seed: int = 0, device: str = "cpu"
 ) -> Callable[[], torch.Tensor]:
-    """The kernels as a small network (each reads its ``src``, by default the kernel before)."""
+    """The kernels as a small network on ``device`` (each reads its ``src``, by default the
+    kernel before)."""
     spec = DNNSpec(
         name="chain",
         layers=({"name": "chain", "output_bytes": 0, "kernels": tuple(kernels)},),
@@ -335,8 +337,8 @@ def chain_callable(
         dtype=dtype,
     )
     torch.manual_seed(seed)
-    module = build_module(spec, fold_bn=True)
-    x = example_input(spec, seed=seed)
+    module = build_module(spec, fold_bn=True).to(device)
+    x = example_input(spec, seed=seed).to(device)
 
     def run() -> torch.Tensor:
         return module(x)
