@@ -105,19 +105,78 @@ def test_calibrate_native_csv_with_named_device(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_calibrate_local_cpu_quick(capsys, tmp_path):
-    out_path = tmp_path / "local.yaml"
+def test_calibrate_local_cpu_quick_then_latency_on_the_profile(capsys, tmp_path):
+    """The README's example end to end: a profile measured in fp32 times a fp16 catalog model."""
+    from servegym.hardware.local_timing import QUICK_PLAN
+
+    out_path = tmp_path / "my-cpu.yaml"
     csv_path = tmp_path / "local.csv"
-    argv = ["calibrate", "--local", "--device", "cpu", "--quick", "--out", str(out_path)]
+    argv = ["calibrate", "--local", "--device", "cpu", "--quick", "--threads", "1", "--out", str(out_path)]
     assert main([*argv, "--save-measurements", str(csv_path)]) == 0
     out = capsys.readouterr().out
     assert "timing torch operators on cpu (quick plan)" in out
+    assert "(fp32, 1 thread(s))" in out
     assert f"wrote profile {out_path}" in out
     device = load_profile(out_path)
     assert device.name == "local-cpu" and device.kind == "cpu"
     assert device.peak("fp32") > 0
-    assert {"gemm.eta_c", "attn.eta_b", "elem.norm.rho"} <= set(device.efficiency)
-    assert len(load_measurements(csv_path)) == 5 * 9 + 2  # 4 GEMMs + 5 elementwise per count, 2 attention
+    assert device.provenance["threads"] == 1 and device.provenance["dtype"] == "fp32"
+    assert device.dnn_runtime.fusion == "conv-bn" and device.dnn_runtime.dtype == "fp32"
+    assert {"gemm.eta_c", "attn.eta_b", "elem.norm.rho", "dnn.dwconv.eta_b", "dnn.cache_bytes"} <= set(
+        device.efficiency
+    )
+    records = load_measurements(csv_path)
+    llm = 5 * 9 + 2  # 4 GEMMs + 5 elementwise per token count, 2 attention
+    assert len(records) == llm + 2 * len(QUICK_PLAN.dnn_kernels) + len(QUICK_PLAN.dnn_chains)
+    assert main(["latency", "--device", str(out_path), "--prompts", "16", "--batches", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "local-cpu lists no fp16 peak; timing Llama-3-8B in fp32" in out
+    assert "Llama-3-8B on local-cpu x1 (topology pcie), fp32" in out
+
+
+def _fp32_only_profile(tmp_path):
+    from servegym.hardware import Device, save_profile
+
+    device = Device(
+        name="my-cpu", kind="cpu", peak_flops={"fp32": 1.5e11}, mem_bandwidth=2e10, mem_capacity=8e9
+    )
+    return save_profile(device.with_efficiency({}, source="a test", dtype="fp32"), tmp_path / "my-cpu.yaml")
+
+
+def test_latency_on_a_profile_without_the_models_dtype(tmp_path):
+    """A profile works for the dtype it was measured in; --dtype chooses; run as a user would."""
+    import subprocess
+    import sys
+
+    path = _fp32_only_profile(tmp_path)
+    cmd = [
+        sys.executable,
+        "-m",
+        "servegym.cli",
+        "latency",
+        "--device",
+        str(path),
+        "--prompts",
+        "16",
+        "--batches",
+        "1",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "my-cpu lists no fp16 peak; timing Llama-3-8B in fp32" in done.stdout
+    assert "Llama-3-8B on my-cpu x1 (topology pcie), fp32" in done.stdout
+    done = subprocess.run([*cmd, "--dtype", "fp16"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "device 'my-cpu' has no peak FLOP/s for dtype 'fp16'; it lists ['fp32']" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_latency_dtype_flag(capsys):
+    assert main(["latency", "--device", "a100", "--dtype", "fp32", "--prompts", "16", "--batches", "1"]) == 0
+    fp32 = capsys.readouterr().out
+    assert "Llama-3-8B on A100-80GB x1 (topology nvswitch), fp32" in fp32 and "note:" not in fp32
+    assert main(["latency", "--device", "a100", "--prompts", "16", "--batches", "1"]) == 0
+    assert ", fp16;" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -129,6 +188,7 @@ def test_calibrate_local_cpu_quick(capsys, tmp_path):
         (["calibrate", "--from", "/nonexistent/servegym/data"], "measurement path not found"),
         (["calibrate"], "give --from PATH (measurement files) or --local"),
         (["calibrate", "--local", "--device", "tpu"], "--device must be 'cpu' or 'cuda'"),
+        (["calibrate", "--local", "--threads", "0"], "--threads must be a whole number >= 1, got 0"),
         (["catalog", "--file", "/nonexistent/cat.yaml"], "catalog file not found"),
     ],
 )

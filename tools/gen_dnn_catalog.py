@@ -1,39 +1,36 @@
 #!/usr/bin/env python3
 """Generate ``servegym/hardware/catalog/dnns.yaml`` from architecture definitions.
 
-Everything is computed analytically from the layer shapes written below (plain Python:
-no torch/torchvision, no downloads), for batch-1 inference:
+Each network is written kernel by kernel (``servegym.hardware.dnn_kernels``: op, shapes, the
+tensors each kernel reads) and grouped into layers at the block boundaries where it may be
+split. Batch 1:
 
-* MobileNetV2 (224x224, fp32), one entry per inverted-residual block;
-* ResNet-50 (224x224, fp32), one entry per bottleneck block;
-* YOLOv8n (640x640, fp32), one entry per module of ultralytics' yolov8.yaml;
-* BERT-base (sequence 128, fp32): embeddings, 12 encoder layers, pooler;
-* Llama-3.2-1B prefill of 128 tokens (fp16 weights and activations): embedding,
-  16 decoder layers, final norm + LM head.
+* MobileNetV2 (torchvision, width 1.0, 224x224, fp32): one layer per inverted-residual block;
+* ResNet-50 (torchvision v1.5, 224x224, fp32): one layer per bottleneck block;
+* YOLOv8n (ultralytics yolov8.yaml at scale n, 640x640, fp32): one layer per yaml module;
+* BERT-base (bert-base-uncased, sequence 128, fp32): embeddings, 12 encoder layers, pooler;
+* Llama-3.2-1B prefill of 128 tokens (fp16): embedding, 16 decoder layers, final norm +
+  LM head on the last position.
 
-Counting rules (the same for every network):
+FLOPs, parameters and bytes follow the counting rules of ``dnn_kernels`` (one rule for the
+catalog, the latency model and the torch modules that check it). A layer's ``output_bytes``
+are the bytes crossing a split right after it: every tensor produced up to the layer that a
+later layer still reads (skip connections included). Each network's totals are asserted to be
+within 10 % of a published figure.
 
-* ``flops`` = 2 x multiply-accumulates of conv / linear / attention matmuls, plus
-  1 FLOP per element for residual adds and embedding sums, and k*k per output element
-  for pooling windows. BatchNorm (folded at inference), activations, softmax and
-  normalisation layers are not counted, as in the published MAC/FLOP figures.
-* ``weight_bytes`` = trainable parameters x bytes per element (BatchNorm gamma/beta
-  included, running statistics not; matches the published parameter counts).
-* ``output_bytes`` = bytes that must be sent if the network is split right after the
-  layer. For the sequential networks this is the layer's output; for YOLOv8n it also
-  includes the skip tensors still needed by later Concat/Detect modules.
-
-Run ``python tools/gen_dnn_catalog.py`` to rewrite the YAML (``--check`` only prints and
-checks). Each network's totals are asserted to be within 10 % of a published figure.
+Run ``python tools/gen_dnn_catalog.py`` to rewrite the YAML (``--check`` only prints totals).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from servegym.hardware.dnn_kernels import DNNKernel
 
 FP32 = 4
 FP16 = 2
@@ -42,90 +39,102 @@ TOLERANCE = 0.10
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "servegym" / "hardware" / "catalog" / "dnns.yaml"
 
 
-# ------------------------------------------------------------------------------ builders
-@dataclass
-class Layer:
-    name: str
-    flops: int = 0
-    params: int = 0
-    out_elems: int = 0
-    inputs: tuple[int, ...] = ()  # indices of earlier layers consumed (-1 = network input)
-
-
+# ------------------------------------------------------------------------------ builder
 @dataclass
 class Net:
+    """A network being written kernel by kernel; ``layer()`` opens the next split block."""
+
     name: str
     aliases: list[str]
     dtype: str
     elem_bytes: int
     input_bytes: int
+    input_shape: tuple[int, ...]
     sources: dict[str, str]
-    layers: list[Layer] = field(default_factory=list)
     published: dict[str, float] = field(default_factory=dict)  # "flops"/"params" -> figure
-    param_dedup: int = 0  # parameters counted twice in weight_bytes (tied weights)
+    layers: list[tuple[str, list[DNNKernel]]] = field(default_factory=list)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
-    def add(self, layer: Layer) -> int:
-        if not layer.inputs:
-            layer.inputs = (len(self.layers) - 1,)
-        if any(layer.name == other.name for other in self.layers):
-            raise ValueError(f"{self.name}: duplicate layer name {layer.name!r}")
-        self.layers.append(layer)
-        return len(self.layers) - 1
+    def __post_init__(self) -> None:
+        self.shapes["input"] = self.input_shape
 
-    # -- totals ---------------------------------------------------------------------
+    def layer(self, name: str) -> None:
+        self.layers.append((name, []))
+
+    def add(self, name: str, op: str, src: tuple[str, ...], out: tuple[int, ...], **attrs) -> str:
+        inp = attrs.pop("inp", None) or self.shapes[src[0]]
+        kernel = DNNKernel(name=name, op=op, inp=tuple(inp), out=tuple(out), src=src, **attrs)
+        if name in self.shapes:
+            raise ValueError(f"{self.name}: duplicate kernel name {name!r}")
+        self.layers[-1][1].append(kernel)
+        self.shapes[name] = kernel.out
+        return name
+
+    # -- ops -------------------------------------------------------------------------
+    def conv(self, name, x, cout, k, s=1, g=1, act="", bn=True, bias=False) -> str:
+        """A k x k conv with padding k // 2, followed by BatchNorm (``bn``) or with a bias."""
+        _, h, w = self.shapes[x]
+        p = k // 2
+        out = (cout, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+        extra = {"bn": True} if bn else {"bias": bias}
+        return self.add(name, "conv", (x,), out, k=k, s=s, g=g, act=act, **extra)
+
+    def linear(self, name, x, n, act="", bias=True) -> str:
+        m = self.shapes[x][0]
+        return self.add(name, "linear", (x,), (m, n), act=act, bias=bias)
+
+    def same(self, name, op, srcs, **attrs) -> str:
+        """An op whose output has its first input's shape."""
+        return self.add(name, op, tuple(srcs), self.shapes[srcs[0]], **attrs)
+
+    def pool(self, name, x, kind, k, s, pad) -> str:
+        c, h, w = self.shapes[x]
+        if k == 0:
+            return self.add(name, "pool", (x,), (c, 1, 1), kind=kind, k=0)
+        out = (c, (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1)
+        return self.add(name, "pool", (x,), out, kind=kind, k=k, s=s)
+
+    def concat(self, name, srcs, dim=0, kind="") -> str:
+        shapes = [self.shapes[s] for s in srcs]
+        if kind == "nhwc":  # [C, H, W] images as [H*W, C] rows, joined along the rows
+            out = (sum(math.prod(sh[1:]) for sh in shapes), shapes[0][0])
+        else:
+            out = list(shapes[0])
+            out[dim] = sum(sh[dim] for sh in shapes)
+        return self.add(name, "concat", tuple(srcs), tuple(out), dim=dim, kind=kind)
+
+    def slice(self, name, x, start, stop, dim=0) -> str:
+        out = list(self.shapes[x])
+        out[dim] = stop - start
+        return self.add(name, "slice", (x,), tuple(out), start=start, stop=stop, dim=dim)
+
+    # -- totals ----------------------------------------------------------------------
     @property
-    def total_flops(self) -> int:
-        return sum(layer.flops for layer in self.layers)
+    def kernels(self) -> list[DNNKernel]:
+        return [k for _, ks in self.layers for k in ks]
+
+    @property
+    def total_flops(self) -> float:
+        return sum(k.flops for k in self.kernels)
 
     @property
     def total_params(self) -> int:
-        return sum(layer.params for layer in self.layers) - self.param_dedup
+        return sum(k.params - k.tied_elems for k in self.kernels)
 
     def output_bytes(self) -> list[int]:
-        """Bytes live across the cut after each layer (skip tensors included)."""
-        n = len(self.layers)
-        last_use = list(range(n))
-        for i, layer in enumerate(self.layers):
-            for j in layer.inputs:
-                if j >= 0:
-                    last_use[j] = max(last_use[j], i)
+        """Bytes live across a cut after each layer: tensors read by any later layer."""
+        layer_of = {k.name: i for i, (_, ks) in enumerate(self.layers) for k in ks}
+        last_read: dict[str, int] = {}
+        for i, (_, ks) in enumerate(self.layers):
+            for k in ks:
+                for s in k.src or ():
+                    last_read[s] = max(last_read.get(s, -1), i)
         out = []
-        for i in range(n):
-            live = [j for j in range(i + 1) if last_use[j] > i or j == i]
-            out.append(sum(self.layers[j].out_elems for j in live) * self.elem_bytes)
+        final = self.kernels[-1].name
+        for i in range(len(self.layers)):
+            live = [t for t, j in layer_of.items() if j <= i and (last_read.get(t, -1) > i or t == final)]
+            out.append(sum(math.prod(self.shapes[t]) for t in live) * self.elem_bytes)
         return out
-
-
-class ConvCounter:
-    """Conv2d/Linear arithmetic (weights without bias unless asked, optional BN)."""
-
-    @staticmethod
-    def out_hw(h: int, k: int, s: int, p: int | None = None) -> int:
-        p = k // 2 if p is None else p
-        return (h + 2 * p - k) // s + 1
-
-    @staticmethod
-    def conv(
-        cin: int,
-        cout: int,
-        k: int,
-        s: int,
-        h: int,
-        w: int,
-        *,
-        groups: int = 1,
-        bias: bool = False,
-        bn: bool = True,
-    ) -> tuple[int, int, int, int]:
-        """(macs, params, h_out, w_out) of a k x k conv with 'same'-style padding."""
-        ho, wo = ConvCounter.out_hw(h, k, s), ConvCounter.out_hw(w, k, s)
-        weights = cout * (cin // groups) * k * k
-        macs = weights * ho * wo
-        params = weights + (cout if bias else 0) + (2 * cout if bn else 0)
-        return macs, params, ho, wo
-
-
-conv = ConvCounter.conv
 
 
 # ------------------------------------------------------------------------------ MobileNetV2
@@ -138,6 +147,7 @@ def mobilenet_v2() -> Net:
         dtype="fp32",
         elem_bytes=FP32,
         input_bytes=3 * 224 * 224 * FP32,
+        input_shape=(3, 224, 224),
         sources={
             "all": "Generated by tools/gen_dnn_catalog.py from the torchvision mobilenet_v2 "
             "architecture (width 1.0, 224x224, batch 1, fp32); one layer per "
@@ -147,9 +157,8 @@ def mobilenet_v2() -> Net:
         },
         published={"flops": 2 * 300e6, "params": 3.4e6},
     )
-    h = w = 224
-    macs, params, h, w = conv(3, 32, 3, 2, h, w)
-    net.add(Layer("conv_stem", 2 * macs, params, 32 * h * w, (-1,)))
+    net.layer("conv_stem")
+    x = net.conv("stem", "input", 32, 3, 2, act="relu6")
     cin = 32
     settings = [
         (1, 16, 1, 1),
@@ -164,39 +173,37 @@ def mobilenet_v2() -> Net:
     for t, c, n, s in settings:
         for i in range(n):
             stride = s if i == 0 else 1
-            hidden = cin * t
-            flops = params = 0
-            hh, ww = h, w
+            name = f"block{block:02d}"
+            net.layer(name)
+            y = x
             if t != 1:
-                m, p, hh, ww = conv(cin, hidden, 1, 1, hh, ww)
-                flops, params = flops + 2 * m, params + p
-            m, p, hh, ww = conv(hidden, hidden, 3, stride, hh, ww, groups=hidden)
-            flops, params = flops + 2 * m, params + p
-            m, p, hh, ww = conv(hidden, c, 1, 1, hh, ww)
-            flops, params = flops + 2 * m, params + p
+                y = net.conv(f"{name}.expand", y, cin * t, 1, act="relu6")
+            y = net.conv(f"{name}.dw", y, cin * t, 3, stride, g=cin * t, act="relu6")
+            y = net.conv(f"{name}.project", y, c, 1)
             if stride == 1 and cin == c:
-                flops += c * hh * ww  # residual add
-            net.add(Layer(f"block{block:02d}", flops, params, c * hh * ww))
+                y = net.same(f"{name}.add", "add", (y, x))
+            x, cin = y, c
             block += 1
-            cin, h, w = c, hh, ww
-    macs, params, h, w = conv(cin, 1280, 1, 1, h, w)
-    net.add(Layer("conv_last", 2 * macs, params, 1280 * h * w))
-    net.add(Layer("avgpool", 1280 * h * w, 0, 1280))
-    net.add(Layer("classifier", 2 * 1280 * 1000, 1280 * 1000 + 1000, 1000))
+    net.layer("conv_last")
+    x = net.conv("conv_last", x, 1280, 1, act="relu6")
+    net.layer("avgpool")
+    x = net.pool("avgpool", x, "avg", 0, 1, 0)
+    net.layer("classifier")
+    net.add("classifier", "linear", (x,), (1, 1000), inp=(1, 1280))
     return net
 
 
 # ------------------------------------------------------------------------------ ResNet-50
 def resnet50() -> Net:
     # Published: torchvision ResNet50_Weights.IMAGENET1K_V1 docs: 4.09 GFLOPS (torchvision
-    # counts multiply-adds, i.e. 4.09 GMACs) and 25,557,032 params; He et al. 2016 give
-    # 3.8e9 multiply-adds for the original v1 (stride in the 1x1 conv).
+    # counts multiply-adds, i.e. 4.09 GMACs) and 25,557,032 params.
     net = Net(
         name="ResNet-50",
         aliases=["resnet50", "resnet-50", "resnet_50", "resnet50-v1.5"],
         dtype="fp32",
         elem_bytes=FP32,
         input_bytes=3 * 224 * 224 * FP32,
+        input_shape=(3, 224, 224),
         sources={
             "all": "Generated by tools/gen_dnn_catalog.py from the torchvision resnet50 (v1.5: "
             "stride in the 3x3 conv) architecture, 224x224, batch 1, fp32; one layer per "
@@ -206,30 +213,30 @@ def resnet50() -> Net:
         },
         published={"flops": 2 * 4.09e9, "params": 25.557032e6},
     )
-    h = w = 224
-    macs, params, h, w = conv(3, 64, 7, 2, h, w)
-    net.add(Layer("conv1", 2 * macs, params, 64 * h * w, (-1,)))
-    ho, wo = ConvCounter.out_hw(h, 3, 2), ConvCounter.out_hw(w, 3, 2)
-    net.add(Layer("maxpool", 64 * ho * wo * 9, 0, 64 * ho * wo))
-    h, w, cin = ho, wo, 64
+    net.layer("conv1")
+    x = net.conv("conv1", "input", 64, 7, 2, act="relu")
+    net.layer("maxpool")
+    x = net.pool("maxpool", x, "max", 3, 2, 1)
+    cin = 64
     for stage, (width, blocks, stride) in enumerate(
         [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)], start=1
     ):
         for b in range(blocks):
             s = stride if b == 0 else 1
-            cout = 4 * width
-            m1, p1, h1, w1 = conv(cin, width, 1, 1, h, w)
-            m2, p2, h2, w2 = conv(width, width, 3, s, h1, w1)
-            m3, p3, h3, w3 = conv(width, cout, 1, 1, h2, w2)
-            flops, params = 2 * (m1 + m2 + m3), p1 + p2 + p3
-            if b == 0:  # projection shortcut
-                md, pd, _, _ = conv(cin, cout, 1, s, h, w)
-                flops, params = flops + 2 * md, params + pd
-            flops += cout * h3 * w3  # residual add
-            net.add(Layer(f"layer{stage}.{b}", flops, params, cout * h3 * w3))
-            cin, h, w = cout, h3, w3
-    net.add(Layer("avgpool", cin * h * w, 0, cin))
-    net.add(Layer("fc", 2 * cin * 1000, cin * 1000 + 1000, 1000))
+            name = f"layer{stage}.{b}"
+            net.layer(name)
+            y = net.conv(f"{name}.conv1", x, width, 1, act="relu")
+            y = net.conv(f"{name}.conv2", y, width, 3, s, act="relu")
+            y = net.conv(f"{name}.conv3", y, 4 * width, 1)
+            identity = x
+            if b == 0:
+                identity = net.conv(f"{name}.downsample", x, 4 * width, 1, s)
+            x = net.same(f"{name}.add", "add", (y, identity), act="relu")
+            cin = 4 * width
+    net.layer("avgpool")
+    x = net.pool("avgpool", x, "avg", 0, 1, 0)
+    net.layer("fc")
+    net.add("fc", "linear", (x,), (1, 1000), inp=(1, cin))
     return net
 
 
@@ -244,14 +251,14 @@ def yolov8n() -> Net:
         dtype="fp32",
         elem_bytes=FP32,
         input_bytes=3 * 640 * 640 * FP32,
+        input_shape=(3, 640, 640),
         sources={
             "all": "Generated by tools/gen_dnn_catalog.py from ultralytics yolov8.yaml at scale n "
             "(depth 0.33, width 0.25, max_channels 1024; nc 80), 640x640, batch 1, fp32; "
             "one layer per yaml module (Conv, C2f, SPPF, Upsample, Concat, Detect)",
             "output_bytes": "includes skip tensors still needed later (outputs of modules "
-            "4, 6, 9, 12, "
-            "15, 18 feed Concat/Detect), i.e. the bytes crossing a cut after the module; "
-            "Detect outputs the decoded (1, 84, 8400) tensor before NMS",
+            "4, 6, 9, 12, 15, 18 feed Concat/Detect), i.e. the bytes crossing a cut after the "
+            "module; Detect outputs the decoded (1, 84, 8400) tensor before NMS",
             "layers": "Ultralytics YOLOv8 docs: YOLOv8n params 3.2M, FLOPs 8.7B at 640 "
             "(yolov8.yaml: 3,157,200 params unfused); generated totals are asserted within 10%",
         },
@@ -265,110 +272,100 @@ def yolov8n() -> Net:
     def reps(n: int) -> int:
         return max(round(n * depth), 1) if n > 1 else n
 
-    shapes: list[tuple[int, int, int]] = []  # (c, h, w) of each module's output
+    outputs: list[str] = []  # each module's output tensor
 
-    def add(name: str, flops: int, params: int, c: int, h: int, w: int, inputs: tuple[int, ...]) -> None:
-        net.add(Layer(f"{len(shapes):02d}_{name}", flops, params, c * h * w, inputs))
-        shapes.append((c, h, w))
+    def module(kind: str) -> str:
+        name = f"{len(outputs):02d}_{kind}"
+        net.layer(name)
+        return name
 
-    def conv_mod(c1, c2, k, s, h, w):
-        m, p, ho, wo = conv(c1, c2, k, s, h, w)
-        return 2 * m, p, ho, wo
+    def conv_mod(x: str, c2: int, k: int, s: int) -> str:
+        name = module("Conv")
+        return net.conv(name, x, c2, k, s, act="silu")
 
-    def c2f(c1, c2, n, shortcut, h, w):
-        c = int(c2 * 0.5)
-        f, p, _, _ = conv_mod(c1, 2 * c, 1, 1, h, w)
-        for _ in range(n):  # Bottleneck(c, c, shortcut, k=(3,3), e=1.0)
-            f1, p1, _, _ = conv_mod(c, c, 3, 1, h, w)
-            f2, p2, _, _ = conv_mod(c, c, 3, 1, h, w)
-            f, p = f + f1 + f2, p + p1 + p2
+    def c2f(x: str, c2: int, n: int, shortcut: bool) -> str:
+        name = module("C2f")
+        c = c2 // 2
+        y = net.conv(f"{name}.cv1", x, 2 * c, 1, act="silu")
+        parts, last = [y], net.slice(f"{name}.split", y, c, 2 * c)
+        for i in range(n):  # Bottleneck(c, c, shortcut, k=(3, 3), e=1.0)
+            h = net.conv(f"{name}.m{i}.cv1", last, c, 3, act="silu")
+            h = net.conv(f"{name}.m{i}.cv2", h, c, 3, act="silu")
             if shortcut:
-                f += c * h * w
-        f3, p3, _, _ = conv_mod((2 + n) * c, c2, 1, 1, h, w)
-        return f + f3, p + p3
+                h = net.same(f"{name}.m{i}.add", "add", (h, last))
+            parts.append(h)
+            last = h
+        cat = net.concat(f"{name}.cat", parts)
+        return net.conv(f"{name}.cv2", cat, c2, 1, act="silu")
 
-    def prev() -> int:
-        return len(shapes) - 1
+    x = "input"
+    for kind, c, a, b in [
+        ("Conv", 64, 3, 2),
+        ("Conv", 128, 3, 2),
+        ("C2f", 128, 3, True),
+        ("Conv", 256, 3, 2),
+        ("C2f", 256, 6, True),
+        ("Conv", 512, 3, 2),
+        ("C2f", 512, 6, True),
+        ("Conv", 1024, 3, 2),
+        ("C2f", 1024, 3, True),
+    ]:
+        x = conv_mod(x, ch(c), a, b) if kind == "Conv" else c2f(x, ch(c), reps(a), b)
+        outputs.append(x)
+    # 9: SPPF(c, ch(1024), k=5)
+    name = module("SPPF")
+    c_ = net.shapes[x][0] // 2
+    y = net.conv(f"{name}.cv1", x, c_, 1, act="silu")
+    pooled = [y]
+    for i in range(3):
+        pooled.append(net.pool(f"{name}.m{i}", pooled[-1], "max", 5, 1, 2))
+    cat = net.concat(f"{name}.cat", pooled)
+    outputs.append(net.conv(f"{name}.cv2", cat, ch(1024), 1, act="silu"))
 
-    # backbone
-    c, h, w = 3, 640, 640
-    for i, spec in enumerate(
-        [
-            ("Conv", 64, 3, 2),
-            ("Conv", 128, 3, 2),
-            ("C2f", 128, 3, True),
-            ("Conv", 256, 3, 2),
-            ("C2f", 256, 6, True),
-            ("Conv", 512, 3, 2),
-            ("C2f", 512, 6, True),
-            ("Conv", 1024, 3, 2),
-            ("C2f", 1024, 3, True),
-        ]
-    ):
-        inputs = (-1,) if i == 0 else (prev(),)
-        if spec[0] == "Conv":
-            c2 = ch(spec[1])
-            f, p, h, w = conv_mod(c, c2, spec[2], spec[3], h, w)
-        else:
-            c2 = ch(spec[1])
-            f, p = c2f(c, c2, reps(spec[2]), spec[3], h, w)
-        add(spec[0], f, p, c2, h, w, inputs)
-        c = c2
-    # 9: SPPF(c, c2=ch(1024), k=5)
-    c2, c_ = ch(1024), c // 2
-    f1, p1, _, _ = conv_mod(c, c_, 1, 1, h, w)
-    f2, p2, _, _ = conv_mod(4 * c_, c2, 1, 1, h, w)
-    add("SPPF", f1 + f2 + 3 * c_ * h * w * 25, p1 + p2, c2, h, w, (prev(),))
-    c = c2
-
-    # head
     def upsample() -> None:
-        cc, hh, ww = shapes[prev()]
-        add("Upsample", 0, 0, cc, 2 * hh, 2 * ww, (prev(),))
+        prev = outputs[-1]
+        c, h, w = net.shapes[prev]
+        outputs.append(net.add(module("Upsample"), "upsample", (prev,), (c, 2 * h, 2 * w), s=2))
 
-    def concat(other: int) -> None:
-        (c1, hh, ww), (c2_, _, _) = shapes[prev()], shapes[other]
-        add("Concat", 0, 0, c1 + c2_, hh, ww, (prev(), other))
+    def concat(skip: int) -> None:
+        outputs.append(net.concat(module("Concat"), [outputs[-1], outputs[skip]]))
 
-    def c2f_mod(cout: int) -> None:
-        cc, hh, ww = shapes[prev()]
-        f, p = c2f(cc, ch(cout), reps(3), False, hh, ww)
-        add("C2f", f, p, ch(cout), hh, ww, (prev(),))
-
-    def down(cout: int) -> None:
-        cc, hh, ww = shapes[prev()]
-        f, p, ho, wo = conv_mod(cc, ch(cout), 3, 2, hh, ww)
-        add("Conv", f, p, ch(cout), ho, wo, (prev(),))
-
-    # (first op, earlier module concatenated, C2f width): modules 10-12, 13-15 (P3/8),
+    # head: (first op, earlier module concatenated, C2f width): modules 10-12, 13-15 (P3/8),
     # 16-18 (P4/16), 19-21 (P5/32)
     for first, skip, width in (
         (upsample, 6, 512),
         (upsample, 4, 256),
-        (lambda: down(256), 12, 512),
-        (lambda: down(512), 9, 1024),
+        (lambda: outputs.append(conv_mod(outputs[-1], ch(256), 3, 2)), 12, 512),
+        (lambda: outputs.append(conv_mod(outputs[-1], ch(512), 3, 2)), 9, 1024),
     ):
         first()
         concat(skip)
-        c2f_mod(width)
+        outputs.append(c2f(outputs[-1], ch(width), reps(3), False))
 
-    # 22: Detect(nc=80, ch=(P3, P4, P5)), reg_max 16
+    # 22: Detect(nc=80, ch=(P3, P4, P5)), reg_max 16, inference decode (no NMS)
     nc, reg_max = 80, 16
-    levels = [15, 18, 21]
-    c2d = max(16, shapes[15][0] // 4, reg_max * 4)
-    c3d = max(shapes[15][0], min(nc, 100))
-    f = p = anchors = 0
-    for li in levels:
-        cx, hh, ww = shapes[li]
-        anchors += hh * ww
-        for cin_, mid, cout in ((cx, c2d, 4 * reg_max), (cx, c3d, nc)):
-            fa, pa, _, _ = conv_mod(cin_, mid, 3, 1, hh, ww)
-            fb, pb, _, _ = conv_mod(mid, mid, 3, 1, hh, ww)
-            mc, pc, _, _ = conv(mid, cout, 1, 1, hh, ww, bias=True, bn=False)
-            f, p = f + fa + fb + 2 * mc, p + pa + pb + pc
-    f += 2 * reg_max * 4 * anchors  # DFL: 1x1 conv 16 -> 1 over 4 x anchors
-    p += reg_max  # DFL conv weight (a fixed, non-trainable parameter)
-    add("Detect", f, p, 4 + nc, 1, anchors, tuple(levels))
+    name = module("Detect")
+    levels = [outputs[15], outputs[18], outputs[21]]
+    c2d = max(16, net.shapes[levels[0]][0] // 4, reg_max * 4)
+    c3d = max(net.shapes[levels[0]][0], min(nc, 100))
+    heads = []
+    for i, lv in enumerate(levels):
+        branches = []
+        for tag, mid, cout in (("cv2", c2d, 4 * reg_max), ("cv3", c3d, nc)):
+            h = net.conv(f"{name}.{tag}.{i}.0", lv, mid, 3, act="silu")
+            h = net.conv(f"{name}.{tag}.{i}.1", h, mid, 3, act="silu")
+            branches.append(net.conv(f"{name}.{tag}.{i}.2", h, cout, 1, bn=False, bias=True))
+        heads.append(net.concat(f"{name}.cat{i}", branches))
+    # Decode in anchor-major layout [anchors, channels]: NHWC feature maps flatten to it for
+    # free (TFLite's layout; the transposed (84, anchors) of the PyTorch export holds the same).
+    flat = net.concat(f"{name}.cat", heads, kind="nhwc")
+    anchors = net.shapes[flat][0]
+    box = net.slice(f"{name}.box", flat, 0, 4 * reg_max, dim=1)
+    dist = net.add(f"{name}.dfl", "dfl", (box,), (anchors, 4))
+    dbox = net.same(f"{name}.decode", "box", (dist,))
+    cls = net.slice(f"{name}.cls", flat, 4 * reg_max, 4 * reg_max + nc, dim=1)
+    cls = net.same(f"{name}.sigmoid", "act", (cls,), act="sigmoid")
+    net.concat(f"{name}.out", [dbox, cls], dim=1)
     return net
 
 
@@ -376,35 +373,47 @@ def yolov8n() -> Net:
 def bert_base(seq: int = 128) -> Net:
     # Published: Jiao et al., "TinyBERT" (arXiv 1909.10351), Table 1: BERT-base teacher
     # 109M params, 22.5B FLOPs (sequence length 128). Devlin et al. 2019: 110M params.
-    hid, layers, ffn, vocab, max_pos, types = 768, 12, 3072, 30522, 512, 2
+    hid, n_layers, heads, ffn, vocab, max_pos, types = 768, 12, 12, 3072, 30522, 512, 2
     net = Net(
         name="BERT-base",
         aliases=["bert-base", "bert-base-uncased", "google-bert/bert-base-uncased", "bert"],
         dtype="fp32",
         elem_bytes=FP32,
         input_bytes=3 * seq * INT64,
+        input_shape=(seq,),
         sources={
             "all": f"Generated by tools/gen_dnn_catalog.py from the bert-base-uncased architecture "
             f"(12 layers, hidden 768, 12 heads, ffn 3072, vocab 30522), sequence {seq}, "
             "batch 1, fp32",
             "input_bytes": "input_ids + token_type_ids + attention_mask, int64",
-            "output_bytes": "hidden states only (the int64 attention mask, 1 KB, is not added)",
+            "output_bytes": "hidden states only (token types and positions are regenerated)",
             "layers": "Jiao et al. 2019 (TinyBERT, arXiv 1909.10351) Table 1: BERT-base "
-            "109M params, "
-            "22.5B FLOPs at sequence 128; generated totals are asserted within 10%",
+            "109M params, 22.5B FLOPs at sequence 128; generated totals are asserted within 10%",
         },
         published={"flops": 22.5e9, "params": 109e6},
     )
-    emb_params = (vocab + max_pos + types) * hid + 2 * hid
-    net.add(Layer("embeddings", 2 * seq * hid, emb_params, seq * hid, (-1,)))
-    for i in range(layers):
-        proj_macs = 4 * seq * hid * hid  # Q, K, V, output projections
-        attn_macs = 2 * seq * seq * hid  # QK^T and AV over all heads
-        ffn_macs = 2 * seq * hid * ffn
-        flops = 2 * (proj_macs + attn_macs + ffn_macs) + 2 * seq * hid  # + two residual adds
-        params = 4 * (hid * hid + hid) + 2 * hid + (hid * ffn + ffn) + (ffn * hid + hid) + 2 * hid
-        net.add(Layer(f"encoder{i:02d}", flops, params, seq * hid))
-    net.add(Layer("pooler", 2 * hid * hid, hid * hid + hid, hid))
+    net.layer("embeddings")
+    word = net.add("emb.word", "embedding", ("input",), (seq, hid), vocab=vocab, kind="input")
+    typ = net.add("emb.type", "embedding", ("input",), (seq, hid), vocab=types, kind="zeros")
+    x = net.same("emb.add_type", "add", (word, typ))
+    pos = net.add("emb.position", "embedding", ("input",), (seq, hid), vocab=max_pos, kind="position")
+    x = net.same("emb.add_position", "add", (x, pos))
+    x = net.same("emb.norm", "norm", (x,), kind="layer")
+    for i in range(n_layers):
+        name = f"encoder{i:02d}"
+        net.layer(name)
+        q, k, v = (net.linear(f"{name}.{t}", x, hid) for t in ("query", "key", "value"))
+        a = net.same(f"{name}.attention", "attention", (q, k, v), heads=heads, kv_heads=heads)
+        a = net.linear(f"{name}.attn_out", a, hid)
+        h = net.same(f"{name}.attn_add", "add", (a, x))
+        h = net.same(f"{name}.attn_norm", "norm", (h,), kind="layer")
+        f = net.linear(f"{name}.intermediate", h, ffn, act="gelu")
+        f = net.linear(f"{name}.output", f, hid)
+        f = net.same(f"{name}.ffn_add", "add", (f, h))
+        x = net.same(f"{name}.ffn_norm", "norm", (f,), kind="layer")
+    net.layer("pooler")
+    first = net.slice("pooler.first_token", x, 0, 1)
+    net.linear("pooler.dense", first, hid, act="tanh")
     return net
 
 
@@ -422,36 +431,46 @@ def llama32_1b_prefill(seq: int = 128) -> Net:
         dtype="fp16",
         elem_bytes=FP16,
         input_bytes=seq * INT64,
+        input_shape=(seq,),
         sources={
-            "all": f"Generated by tools/gen_dnn_catalog.py: prefill of a {seq}-token prompt "
-            "through "
-            "meta-llama/Llama-3.2-1B (16 layers, hidden 2048, 32 q / 8 kv heads of 64, "
-            "SwiGLU ffn 8192, "
-            "vocab 128256, tied embeddings), batch 1, fp16 weights and activations",
+            "all": f"Generated by tools/gen_dnn_catalog.py: prefill of a {seq}-token prompt through "
+            "meta-llama/Llama-3.2-1B (16 layers, hidden 2048, 32 q / 8 kv heads of 64, SwiGLU "
+            "ffn 8192, vocab 128256, tied embeddings), batch 1, fp16 weights and activations",
             "flops": "attention counted over the full seq x seq score matrix (no causal halving); "
             "the LM head runs on the last position only, as serving engines do",
-            "weight_bytes": "embed_tokens and lm_head list the same tied 128256 x 2048 "
-            "matrix (each "
-            "side of a split needs it); the parameter check counts it once",
+            "weight_bytes": "embed_tokens and lm_head list the same tied 128256 x 2048 matrix (each "
+            "side of a split needs it); params counts it once",
             "input_bytes": "int64 token ids",
-            "layers": "Meta Llama 3.2 model card: 1.23B parameters; FLOPs checked against "
-            "Kaplan et al. "
-            f"2020 C_forward = 2N + 2 n_layer n_ctx d_attn per token ({kaplan / 1e9:.1f} GFLOPs); "
-            "generated totals are asserted within 10%",
+            "layers": "Meta Llama 3.2 model card: 1.23B parameters; FLOPs checked against Kaplan "
+            f"et al. 2020 C_forward = 2N + 2 n_layer n_ctx d_attn per token ({kaplan / 1e9:.1f} "
+            "GFLOPs); generated totals are asserted within 10%",
         },
         published={"flops": float(kaplan), "params": 1.23e9},
-        param_dedup=vocab * hid,
     )
-    net.add(Layer("embed_tokens", 0, vocab * hid, seq * hid, (-1,)))
-    q_dim, kv_dim = heads * hd, kv * hd
+    net.layer("embed_tokens")
+    x = net.add("embed_tokens", "embedding", ("input",), (seq, hid), vocab=vocab, kind="input")
     for i in range(n_layers):
-        proj_macs = seq * hid * (q_dim + 2 * kv_dim) + seq * q_dim * hid
-        attn_macs = 2 * seq * seq * heads * hd
-        mlp_macs = 3 * seq * hid * ffn
-        flops = 2 * (proj_macs + attn_macs + mlp_macs) + 2 * seq * hid
-        params = hid * (q_dim + 2 * kv_dim) + q_dim * hid + 3 * hid * ffn + 2 * hid
-        net.add(Layer(f"decoder{i:02d}", flops, params, seq * hid))
-    net.add(Layer("norm_lm_head", 2 * hid * vocab, hid + vocab * hid, vocab))
+        name = f"decoder{i:02d}"
+        net.layer(name)
+        h = net.same(f"{name}.input_norm", "norm", (x,), kind="rms")
+        q = net.linear(f"{name}.q_proj", h, heads * hd, bias=False)
+        k = net.linear(f"{name}.k_proj", h, kv * hd, bias=False)
+        v = net.linear(f"{name}.v_proj", h, kv * hd, bias=False)
+        q = net.same(f"{name}.rope_q", "rope", (q,), heads=heads)
+        k = net.same(f"{name}.rope_k", "rope", (k,), heads=kv)
+        a = net.same(f"{name}.attention", "attention", (q, k, v), heads=heads, kv_heads=kv, causal=True)
+        a = net.linear(f"{name}.o_proj", a, hid, bias=False)
+        x = net.same(f"{name}.attn_add", "add", (a, x))
+        h = net.same(f"{name}.post_norm", "norm", (x,), kind="rms")
+        gate = net.linear(f"{name}.gate_proj", h, ffn, bias=False)
+        up = net.linear(f"{name}.up_proj", h, ffn, bias=False)
+        m = net.same(f"{name}.silu_mul", "glu", (gate, up))
+        m = net.linear(f"{name}.down_proj", m, hid, bias=False)
+        x = net.same(f"{name}.mlp_add", "add", (m, x))
+    net.layer("norm_lm_head")
+    x = net.same("norm", "norm", (x,), kind="rms")
+    last = net.slice("last_token", x, seq - 1, seq)
+    net.add("lm_head", "linear", (last,), (1, vocab), bias=False, tied="embed_tokens")
     return net
 
 
@@ -474,18 +493,28 @@ def q(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
+def flow(kernel: DNNKernel, previous: str | None) -> str:
+    """A kernel as a one-line YAML flow mapping (``src`` left out when it is the previous kernel)."""
+    items = kernel.to_dict()
+    if items.get("src") == [previous]:
+        del items["src"]
+    return "{" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in items.items()) + "}"
+
+
 def to_yaml(nets: list[Net]) -> str:
     out = [
         "# GENERATED by tools/gen_dnn_catalog.py -- do not edit by hand; rerun the script.",
-        "# Layer-wise DNNs at batch 1 (schema: SCHEMA.md). flops = 2 per MAC (+ residual adds,",
-        "# pooling); weight_bytes = parameters x dtype bytes; output_bytes = bytes crossing a",
-        "# split right after the layer.",
+        "# Layer-wise DNNs at batch 1 (schema: SCHEMA.md). Each layer (a block; split points stay at",
+        "# block boundaries) lists its kernels; flops and weight_bytes are their sums under the",
+        "# counting rules of servegym/hardware/dnn_kernels.py; output_bytes = bytes crossing a split",
+        "# right after the layer.",
         "#",
     ]
     for net in nets:
         out.append(
-            f"# {net.name}: {len(net.layers)} layers, {net.total_flops / 1e9:.3f} GFLOPs, "
-            f"{net.total_params / 1e6:.3f} M params, input {net.input_bytes} B"
+            f"# {net.name}: {len(net.layers)} layers, {len(net.kernels)} kernels, "
+            f"{net.total_flops / 1e9:.3f} GFLOPs, {net.total_params / 1e6:.3f} M params, "
+            f"input {net.input_bytes} B"
         )
     out += ["", "dnns:"]
     for net in nets:
@@ -494,11 +523,18 @@ def to_yaml(nets: list[Net]) -> str:
         out.append(f"    input_bytes: {net.input_bytes}")
         out.append(f"    dtype: {net.dtype}")
         out.append("    layers:")
-        for layer, ob in zip(net.layers, net.output_bytes(), strict=True):
-            out.append(
-                f"      - {{name: {q(layer.name)}, flops: {layer.flops}, "
-                f"weight_bytes: {layer.params * net.elem_bytes}, output_bytes: {ob}}}"
-            )
+        previous = None
+        for (name, kernels), ob in zip(net.layers, net.output_bytes(), strict=True):
+            flops = sum(k.flops for k in kernels)
+            weights = sum(k.params for k in kernels) * net.elem_bytes
+            out.append(f"      - name: {q(name)}")
+            out.append(f"        flops: {int(flops)}")
+            out.append(f"        weight_bytes: {weights}")
+            out.append(f"        output_bytes: {ob}")
+            out.append("        kernels:")
+            for kernel in kernels:
+                out.append(f"          - {flow(kernel, previous)}")
+                previous = kernel.name
         out.append("    sources:")
         for k, v in net.sources.items():
             out.append(f"      {k}: {q(v)}")
@@ -516,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     nets = build()
     for net in nets:
-        print(f"{net.name:26s} layers={len(net.layers):3d}")
+        print(f"{net.name:26s} layers={len(net.layers):3d} kernels={len(net.kernels):4d}")
         for line in check(net):
             print(f"    {line}")
     if not args.check:

@@ -24,16 +24,25 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
         device_kind = args.device or "cpu"
         print(f"timing torch operators on {device_kind} ({'quick' if args.quick else 'full'} plan) ...")
-        device, records = time_local_operators(device_kind, quick=args.quick)
+        device, records = time_local_operators(
+            device_kind, quick=args.quick, threads=args.threads, dtype=args.dtype
+        )
+        threads = int(device.sources.get("threads", 0) or args.threads)
+        dtype = records[0].dtype
         fitted = calibrate(
             device, records, prior, source=f"servegym calibrate --local --device {device_kind}"
+        )
+        fitted = fitted.with_efficiency(
+            fitted.efficiency, **{**fitted.provenance, "threads": threads, "dtype": dtype}
         )
         out = Path(args.out or f"servegym-local-{device_kind}.yaml")
         save_profile(fitted, out)
         if args.save_measurements:
             write_native_csv(records, args.save_measurements)
             print(f"measurements: {args.save_measurements}")
-        print(f"{len(records)} measurements; in-sample MAPE by group: {fitted.provenance['in_sample_mape']}")
+        print(f"{len(records)} measurements ({dtype}, {threads} thread(s)); in-sample MAPE by group:")
+        for group, mape in fitted.provenance["in_sample_mape"].items():
+            print(f"  {group:14s} {mape:6.1%}")
         print(f"wrote profile {out} (use it wherever a device name is accepted)")
         return 0
     if not args.from_path:
@@ -115,12 +124,33 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_latency(args: argparse.Namespace) -> int:
-    from servegym.hardware import IterationBatch, LatencyModel
+def _latency_dtype(model, device, requested: str | None) -> tuple[str, str]:
+    """The dtype to time in, and a note when it is not the model's own."""
+    if requested:
+        device.peak(requested)  # a clear error if the device has no peak for it
+        return requested, ""
+    try:
+        device.peak(model.dtype)
+        return model.dtype, ""
+    except ValueError:
+        measured = device.provenance.get("dtype") or device.dnn_runtime.dtype or next(iter(device.peak_flops))
+        note = (
+            f"note: {device.name} lists no {model.dtype} peak; timing {model.name} in {measured}, "
+            f"the dtype the profile was measured in (--dtype to choose)"
+        )
+        return measured, note
 
-    lm = LatencyModel(args.model, args.device, tp=args.tp, cpu_overhead=not args.no_cpu_overhead)
+
+def _cmd_latency(args: argparse.Namespace) -> int:
+    from servegym.hardware import IterationBatch, LatencyModel, get_device, get_model
+
+    device = get_device(args.device)
+    dtype, note = _latency_dtype(get_model(args.model), device, args.dtype)
+    if note:
+        print(note)
+    lm = LatencyModel(args.model, device, tp=args.tp, cpu_overhead=not args.no_cpu_overhead, dtype=dtype)
     print(
-        f"{lm.model.name} on {lm.device.name} x{lm.tp} (topology {lm.topology}); "
+        f"{lm.model.name} on {lm.device.name} x{lm.tp} (topology {lm.topology}), {dtype}; "
         f"profile: {lm.device.provenance.get('source', 'prior (zero-shot)')}"
     )
     prefill = [
@@ -183,6 +213,17 @@ def add_hardware_commands(sub) -> None:
     cal.add_argument("--local", action="store_true", help="time torch operators on this machine")
     cal.add_argument("--device", help="with --local: cpu or cuda; with --from: the catalog device measured")
     cal.add_argument("--quick", action="store_true", help="with --local: a few seconds' plan (for CI)")
+    cal.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="with --local: torch threads to time with (default 1; recorded in the profile)",
+    )
+    cal.add_argument(
+        "--dtype",
+        choices=["fp32", "fp16", "bf16"],
+        help="with --local: dtype to time in (default fp32 on a CPU, fp16 on a GPU)",
+    )
     cal.add_argument("--out", help="write the fitted profile YAML here")
     cal.add_argument("--save-measurements", metavar="CSV", help="with --local: also write the timings")
     cal.add_argument("--samples", type=int, default=10, help="calibration samples per operator group")
@@ -204,4 +245,9 @@ def add_hardware_commands(sub) -> None:
     lat.add_argument("--context", type=int, default=1024)
     lat.add_argument("--chunk", type=int, default=512)
     lat.add_argument("--no-cpu-overhead", action="store_true")
+    lat.add_argument(
+        "--dtype",
+        choices=["fp32", "fp16", "bf16", "fp8", "int8"],
+        help="time the model in this dtype (default: the model's, or the profile's measured dtype)",
+    )
     lat.set_defaults(func=_cmd_latency)

@@ -50,6 +50,33 @@ def free_parameters(measurements: Sequence[Measurement]) -> list[str]:
         names += [f"ar.{topo}.n{n}.alpha_s", f"ar.{topo}.n{n}.bw_eff"]
     if "cpu_overhead" in groups:
         names += ["cpu.c0_s", "cpu.c1_s"]
+    return names + [n for n in dnn_parameters(measurements) if n not in names]
+
+
+def dnn_parameters(measurements: Sequence[Measurement]) -> list[str]:
+    """Parameters that DNN kernel and whole-network measurements inform."""
+    from .catalog import get_dnn
+    from .dnn import type_params
+    from .dnn_kernels import activation_type
+
+    kernels, contexts = [], set()
+    for m in measurements:
+        if m.op == "dnn_kernels":
+            kernels += m.kernels
+            contexts.add(m.context)
+        elif m.op == "dnn":
+            kernels += get_dnn(m.model).kernels
+            contexts.add("network")
+    names: list[str] = []
+    types = {k.kernel_type for k in kernels} | {activation_type(k.act) for k in kernels if k.act}
+    for ktype in sorted(types):
+        names += list(type_params(ktype))
+        if contexts - {"cold"}:
+            names.append(f"dnn.{ktype}.cache_ratio")
+    if any(k.op == "attention" and k.causal for k in kernels):
+        names.append("dnn.attn.gamma")
+    if "network" in contexts:
+        names.append("dnn.cache_bytes")
     return names
 
 

@@ -88,7 +88,7 @@ def get_device(name: str | Device | Path) -> Device:
     """A device by name or alias, or from a profile YAML path; shipped profiles apply.
 
     A device that has a shipped calibrated profile (``profiles/<name>.yaml``) comes with its
-    fitted efficiencies; others use the prior (zero-shot).
+    fitted efficiencies (the datasheet stays the catalog's); others use the prior (zero-shot).
     """
     if isinstance(name, Device):
         return name
@@ -102,7 +102,7 @@ def get_device(name: str | Device | Path) -> Device:
 
         fitted = shipped_profile(device.name)
         if fitted is not None:
-            device = fitted
+            device = device.with_efficiency(fitted.efficiency, **fitted.provenance)
     return device
 
 

@@ -6,13 +6,93 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .params import Prior, default_prior, validate_params
+from .dnn_kernels import FUSIONS
+from .model_spec import DTYPE_BYTES
+from .params import GENERIC_PRIOR, Prior, default_prior, validate_params
 from .validation import name_list, positive
 
 DEVICE_KINDS = ("gpu", "edge_gpu", "cpu", "soc")
 INTERCONNECTS = ("nvlink", "pcie", "none")
 # Dtypes that may stand in for one another when a datasheet lists only one of them.
 _DTYPE_FALLBACK = {"bf16": ("fp16",), "fp16": ("bf16",), "fp8": ("int8",), "int8": ("fp8",)}
+
+
+@dataclass(frozen=True)
+class DNNRuntime:
+    """How a device runs layer-wise DNNs: the framework, the dtype it runs them in ("": the
+    DNN's own dtype) and which operators it fuses (``dnn_kernels.FUSIONS``)."""
+
+    name: str = ""
+    dtype: str = ""
+    fusion: str = "conv-bn-act"
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> DNNRuntime:
+        if isinstance(data, DNNRuntime):
+            return data
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{where}: dnn_runtime must be a mapping with name, dtype, fusion")
+        unknown = set(data) - {"name", "dtype", "fusion"}
+        if unknown:
+            raise ValueError(f"{where}: unknown dnn_runtime field(s) {sorted(unknown)}")
+        runtime = cls(**{k: str(v or "") for k, v in data.items()})
+        dtype = runtime.dtype.lower()
+        if dtype and dtype not in DTYPE_BYTES:
+            raise ValueError(
+                f"{where}: dnn_runtime.dtype must be one of {sorted(DTYPE_BYTES)}, got {dtype!r}"
+            )
+        if runtime.fusion not in FUSIONS:
+            raise ValueError(
+                f"{where}: dnn_runtime.fusion must be one of {list(FUSIONS)}, got {runtime.fusion!r}"
+            )
+        return replace(runtime, dtype=dtype)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "dtype": self.dtype, "fusion": self.fusion}
+
+
+@dataclass(frozen=True)
+class PublishedLatency:
+    """A published batch-1 inference time of a catalog DNN on this device (for checking)."""
+
+    dnn: str
+    seconds: float
+    dtype: str
+    framework: str
+    source: str
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> PublishedLatency:
+        if isinstance(data, PublishedLatency):
+            return data
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{where}: a published latency must be a mapping")
+        missing = {"dnn", "seconds", "dtype", "framework", "source"} - set(data)
+        unknown = set(data) - {"dnn", "seconds", "dtype", "framework", "source"}
+        if missing or unknown:
+            raise ValueError(
+                f"{where}: published latency needs exactly dnn, seconds, dtype, framework, source "
+                f"(missing {sorted(missing)}, unknown {sorted(unknown)})"
+            )
+        dtype = str(data["dtype"]).lower()
+        if dtype not in DTYPE_BYTES:
+            raise ValueError(f"{where}: dtype must be one of {sorted(DTYPE_BYTES)}, got {dtype!r}")
+        return cls(
+            dnn=str(data["dnn"]),
+            seconds=positive(where, "seconds", data["seconds"]),
+            dtype=dtype,
+            framework=str(data["framework"]),
+            source=str(data["source"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dnn": self.dnn,
+            "seconds": float(self.seconds),
+            "dtype": self.dtype,
+            "framework": self.framework,
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -33,6 +113,8 @@ class Device:
     tdp_w: float = 0.0
     idle_w: float = 0.0
     aliases: tuple[str, ...] = ()
+    dnn_runtime: DNNRuntime = field(default_factory=DNNRuntime)
+    published_latency: tuple[PublishedLatency, ...] = ()
     efficiency: Mapping[str, float] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
@@ -60,6 +142,19 @@ class Device:
         for name in ("interconnect_bandwidth", "tdp_w", "idle_w"):
             object.__setattr__(self, name, positive(where, name, getattr(self, name), allow_zero=True))
         object.__setattr__(self, "aliases", tuple(self.aliases))
+        object.__setattr__(self, "dnn_runtime", DNNRuntime.from_dict(self.dnn_runtime, where))
+        if isinstance(self.published_latency, (str, Mapping)) or not isinstance(
+            self.published_latency, (list, tuple)
+        ):
+            raise ValueError(f"{where}: published_latency must be a list of mappings")
+        object.__setattr__(
+            self,
+            "published_latency",
+            tuple(
+                PublishedLatency.from_dict(p, f"{where} published_latency[{i}]")
+                for i, p in enumerate(self.published_latency)
+            ),
+        )
         object.__setattr__(self, "efficiency", validate_params(self.efficiency, f"{where} efficiency"))
 
     def peak(self, dtype: str = "fp16") -> float:
@@ -92,7 +187,8 @@ class Device:
         if name in self.efficiency:
             return self.efficiency[name]
         prior = prior or default_prior()
-        return prior.mean[name]
+        # A prior file older than a parameter lacks it: the generic constant stands in.
+        return prior.mean[name] if name in prior.mean else GENERIC_PRIOR.mean[name]
 
     def with_efficiency(self, efficiency: Mapping[str, float], **provenance: Any) -> Device:
         """A copy with these efficiency parameters and provenance."""
@@ -111,6 +207,8 @@ class Device:
             "interconnect": self.interconnect,
             "tdp_w": float(self.tdp_w),
             "idle_w": float(self.idle_w),
+            "dnn_runtime": self.dnn_runtime.to_dict(),
+            "published_latency": [p.to_dict() for p in self.published_latency],
             "sources": dict(self.sources),
         }
 

@@ -1,8 +1,14 @@
 """Inference time and energy of layer-wise DNNs on any device (for edge offloading).
 
-Each layer is timed like a GEMM kernel of the device (smooth roofline over its FLOPs and the
-bytes it moves: weights, input and output activations, plus the fixed kernel time), so a
-calibrated device profile carries over. Energy is active power x time.
+A layer with a kernel list (``dnn_kernels``) is timed kernel by kernel, each with the
+efficiency parameters of its type (``dnn.<type>.*``): dense, depthwise and pointwise
+convolutions, GEMMs (linear layers), attention, pooling, and bandwidth-bound elementwise
+kernels (activations, adds, norms, copies, embeddings). A kernel's time is a smooth roofline
+over its FLOPs and the bytes it moves (weights, input and output activations, so the
+expanded activations inside a block count), bytes found in cache weighted down, plus the
+fixed time of its type. Whether an activation costs its own pass depends on the runtime's
+fusion (the device's ``dnn_runtime``). A layer without kernels is timed as one GEMM of its
+FLOPs and bytes. Energy is active power x time.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ import numpy as np
 
 from .catalog import get_device, get_dnn
 from .device import Device
-from .latency import gemm_time
-from .model_spec import DNNSpec
+from .dnn_kernels import COLD, FUSIONS, NETWORK, ROOFLINE_TYPES, KernelTerms, terms_table
+from .kernels import pnorm
+from .latency import ParamLookup
+from .model_spec import DNNSpec, dtype_bytes
 
 
 @dataclass(frozen=True)
@@ -25,18 +33,115 @@ class InferenceCost:
     energy_j: float
 
 
-class DNNLatency:
-    """Per-layer times of ``dnn`` on ``device``; prefix/suffix sums for split points."""
+def type_params(ktype: str) -> tuple[str, ...]:
+    """Parameter names of a DNN kernel type: (eta_c, eta_b, t0_s) for roofline types,
+    (eta_b, t0_s) for bandwidth-bound ones."""
+    if ktype in ROOFLINE_TYPES:
+        return f"dnn.{ktype}.eta_c", f"dnn.{ktype}.eta_b", f"dnn.{ktype}.t0_s"
+    return f"dnn.{ktype}.eta_b", f"dnn.{ktype}.t0_s"
 
-    def __init__(self, dnn: DNNSpec | str, device: Device | str, dtype: str | None = None) -> None:
+
+def effective_bytes(terms: KernelTerms, par: ParamLookup) -> np.ndarray:
+    """Bytes of each term weighted by where they come from (DRAM: 1, cache: less).
+
+    Data found in the last-level cache cost ``dnn.<type>.cache_ratio`` of their DRAM time.
+    WARM terms find all their data cached, COLD terms none. Inside a network (NETWORK) the
+    activations were just written by the kernel before (cached); the weights were last read
+    one inference ago and miss with probability ``1 / (1 + (C / F)^2)`` for a network with
+    ``F`` weight bytes and ``C = dnn.cache_bytes``: a network whose weights fit keeps them in
+    the cache between inferences, a larger one streams them from DRAM.
+    """
+    ratio = np.empty(len(terms))
+    for ktype in np.unique(terms.ktype):
+        ratio[terms.ktype == ktype] = par(f"dnn.{ktype}.cache_ratio")
+    cold = terms.context == COLD
+    out = np.where(cold, terms.bytes, ratio * terms.bytes)
+    net = terms.context == NETWORK
+    if net.any():
+        miss = 1.0 / (1.0 + (par("dnn.cache_bytes") / np.maximum(terms.footprint[net], 1.0)) ** 2)
+        out[net] += (1.0 - ratio[net]) * miss * terms.weights[net]
+    return out
+
+
+def terms_time(
+    terms: KernelTerms, device: Device, dtype: str | np.ndarray, fusion: str, params: dict | None = None
+) -> np.ndarray:
+    """Seconds of each kernel term on ``device`` (``params`` override the device's fit).
+
+    ``dtype`` is one name or one per term (peak FLOP/s per dtype).
+    """
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {fusion!r}")
+    par = ParamLookup(device, params)
+    p, bw = par("p"), device.mem_bandwidth
+    if isinstance(dtype, str):
+        peak = np.full(len(terms), device.peak(dtype))
+    else:
+        names, codes = np.unique(dtype, return_inverse=True)
+        peak = np.array([device.peak(str(d)) for d in names])[codes]
+    byts = effective_bytes(terms, par)
+    t = np.zeros(len(terms))
+    for ktype in np.unique(terms.ktype):
+        sel = terms.ktype == ktype
+        if ktype in ROOFLINE_TYPES:
+            eta_c, eta_b, t0 = type_params(ktype)
+            flops = terms.flops[sel]
+            if ktype == "attn":  # a causal kernel does gamma of the full score matrix
+                flops = np.where(terms.causal[sel], par("dnn.attn.gamma") * flops, flops)
+            tc = flops / (par(eta_c) * peak[sel])
+            tb = byts[sel] / (par(eta_b) * bw)
+            t[sel] = par(t0) + pnorm(tc, tb, p)
+        else:
+            eta_b, t0 = type_params(ktype)
+            t[sel] = par(t0) + byts[sel] / (par(eta_b) * bw)
+    if fusion == "conv-bn-act":
+        t[terms.fusable] = 0.0
+    return t
+
+
+class DNNLatency:
+    """Per-layer times of ``dnn`` on ``device``; prefix/suffix sums for split points.
+
+    ``dtype`` and ``fusion`` default to the device's DNN runtime (``Device.dnn_runtime``),
+    else the DNN's own dtype.
+    """
+
+    def __init__(
+        self, dnn: DNNSpec | str, device: Device | str, dtype: str | None = None, *, fusion: str | None = None
+    ) -> None:
         self.dnn = get_dnn(dnn)
         self.device = get_device(device)
-        self.dtype = dtype or self.dnn.dtype
-        flops = np.array([layer.flops for layer in self.dnn.layers])
-        outputs = np.array([layer.output_bytes for layer in self.dnn.layers])
-        inputs = np.concatenate([[self.dnn.input_bytes], outputs[:-1]])
-        weights = np.array([layer.weight_bytes for layer in self.dnn.layers])
-        self.layer_times = np.asarray(gemm_time(flops, weights + inputs + outputs, self.device, self.dtype))
+        runtime = self.device.dnn_runtime
+        self.dtype = (dtype or runtime.dtype or self.dnn.dtype).lower()
+        self.fusion = fusion or runtime.fusion
+        elem = dtype_bytes(self.dtype, f"dnn {self.dnn.name!r}")
+        scale = elem / dtype_bytes(self.dnn.dtype, f"dnn {self.dnn.name!r}")
+        owner, terms = terms_table(self.dnn.kernels, elem)
+        kernel_layer = np.array(
+            [i for i, layer in enumerate(self.dnn.layers) for _ in layer.kernels], dtype=int
+        )
+        times = terms_time(terms, self.device, self.dtype, self.fusion)
+        self.kernel_times = np.bincount(owner, weights=times, minlength=len(kernel_layer)).astype(float)
+        n = self.num_layers
+        self.layer_times = np.bincount(kernel_layer, weights=self.kernel_times, minlength=n).astype(float)
+        plain = [i for i, layer in enumerate(self.dnn.layers) if not layer.kernels]
+        if plain:  # one GEMM of the layer's FLOPs and bytes (weights, input and output)
+            outputs = np.array([layer.output_bytes for layer in self.dnn.layers])
+            inputs = np.concatenate([[self.dnn.input_bytes], outputs[:-1]])
+            weights = np.array([layer.weight_bytes for layer in self.dnn.layers])
+            flops = np.array([layer.flops for layer in self.dnn.layers])
+            byts = scale * (weights + inputs + outputs)
+            gemm = KernelTerms(
+                ktype=np.full(len(plain), "gemm"),
+                flops=flops[plain],
+                bytes=byts[plain],
+                weights=scale * weights[plain],
+                causal=np.zeros(len(plain), dtype=bool),
+                fusable=np.zeros(len(plain), dtype=bool),
+                context=np.full(len(plain), NETWORK),
+                footprint=np.full(len(plain), scale * float(weights.sum()) + float(terms.weights.sum())),
+            )
+            self.layer_times[plain] += terms_time(gemm, self.device, self.dtype, self.fusion)
         self._cumulative = np.concatenate([[0.0], np.cumsum(self.layer_times)])
 
     @property
@@ -62,6 +167,13 @@ class DNNLatency:
         if not 0 <= split <= self.num_layers:
             raise ValueError(f"dnn {self.dnn.name!r}: split {split} outside 0..{self.num_layers}")
         return self.dnn.input_bytes if split == 0 else self.dnn.layers[split - 1].output_bytes
+
+    def type_times(self) -> dict[str, float]:
+        """Seconds per kernel type over the whole network (a separate activation pass: ``act``)."""
+        elem = dtype_bytes(self.dtype, self.dnn.name)
+        _, terms = terms_table(self.dnn.kernels, elem)
+        t = terms_time(terms, self.device, self.dtype, self.fusion)
+        return {str(k): float(t[terms.ktype == k].sum()) for k in np.unique(terms.ktype)}
 
 
 def dnn_inference(dnn: DNNSpec | str, device: Device | str, dtype: str | None = None) -> InferenceCost:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .device import Device
+from .dnn_kernels import COLD, NETWORK, WARM, KernelTerms, terms_table
 from .kernels import (
     KERNEL_TYPE,
     LAYER_OPS,
@@ -54,9 +55,18 @@ class FeatureTable:
         self.n = len(self.measurements)
         self.measured = np.array([m.seconds for m in self.measurements], dtype=float)
         terms = {k: _Terms() for k in ("gemm", "elem", "attn_p", "attn_d", "ar", "cpu")}
+        dnn: list[tuple[int, np.ndarray, KernelTerms]] = []
         for i, m in enumerate(self.measurements):
-            _add_terms(terms, i, m)
+            if m.op in ("dnn_kernels", "dnn"):
+                dnn.append((i, *_dnn_terms(m)))
+            else:
+                _add_terms(terms, i, m)
         self._terms = {k: t.arrays() for k, t in terms.items() if t.owner}
+        self._dnn = None
+        if dnn:
+            owner = np.concatenate([np.full(len(t), i) for i, _, t in dnn])
+            dtypes = np.concatenate([np.full(len(t), self.measurements[i].dtype) for i, _, t in dnn])
+            self._dnn = (owner, dtypes, KernelTerms.concat([t for _, _, t in dnn]))
 
     def predict(self, device: Device, params: Mapping[str, float] | None = None) -> np.ndarray:
         """Predicted seconds of every measurement on ``device`` with parameter overrides."""
@@ -90,6 +100,16 @@ class FeatureTable:
             else:  # cpu
                 t = par("cpu.c0_s") + par("cpu.c1_s") * c["batch"]
             out += np.bincount(owner, weights=t, minlength=self.n)
+        if self._dnn is not None:
+            from .dnn import terms_time
+
+            owner, dtypes, dnn_terms = self._dnn
+            t = terms_time(dnn_terms, device, dtypes, "conv-bn", par.override)
+            fused = np.array(
+                [(m.fusion or device.dnn_runtime.fusion) == "conv-bn-act" for m in self.measurements]
+            )
+            t[dnn_terms.fusable & fused[owner]] = 0.0
+            out += np.bincount(owner, weights=t, minlength=self.n)
         return out
 
 
@@ -97,6 +117,22 @@ def _peaks(device: Device, dtypes: np.ndarray) -> np.ndarray:
     """Peak FLOP/s of ``device`` for each term's dtype."""
     names, codes = np.unique(dtypes, return_inverse=True)
     return np.array([device.peak(str(d)) for d in names])[codes]
+
+
+_CONTEXT_CODES = {"warm": WARM, "cold": COLD, "network": NETWORK}
+
+
+def _dnn_terms(m: Measurement) -> tuple[np.ndarray, KernelTerms]:
+    """Kernel terms of a DNN measurement: its kernels, or a whole catalog DNN's."""
+    from .catalog import get_dnn
+    from .model_spec import DTYPE_BYTES
+
+    kernels = m.kernels
+    if m.op == "dnn":
+        kernels = get_dnn(m.model).kernels
+        if not kernels:
+            raise ValueError(f"{m.source}: dnn {m.model!r} lists no kernels, so it cannot be predicted")
+    return terms_table(kernels, DTYPE_BYTES[m.dtype], _CONTEXT_CODES[m.context or "network"])
 
 
 def _add_terms(terms: dict[str, _Terms], i: int, m: Measurement) -> None:

@@ -271,7 +271,8 @@ class LatencyModel:
     pads each GEMM's token count to a multiple of 128 in its compute time, reproducing the
     tile-quantisation steps seen in Vidur's profiles (+26% from 256 to 272 tokens on an A100);
     it is off by default because a fixed tile makes the fit to those profiles worse overall
-    (../shared/reference/latency_model.md 3, 4.1).
+    (../shared/reference/latency_model.md 3, 4.1). ``dtype`` runs the model in another dtype
+    than its catalog one (e.g. fp32 on a CPU profile measured in fp32).
     """
 
     def __init__(
@@ -283,10 +284,15 @@ class LatencyModel:
         topology: str | None = None,
         cpu_overhead: bool = True,
         tile_tokens: int = 0,
+        dtype: str | None = None,
     ) -> None:
+        from dataclasses import replace
+
         from .catalog import get_device, get_model
 
         self.model = get_model(model)
+        if dtype is not None and dtype != self.model.dtype:
+            self.model = replace(self.model, dtype=dtype)
         self.device = get_device(device)
         self.tp = positive_int("LatencyModel", "tp", tp)
         self.dims: LayerDims = self.model.layer_dims(self.tp)

@@ -18,6 +18,7 @@ Vidur times are milliseconds of one TP rank's kernels; records hold seconds.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 from collections import Counter
@@ -26,10 +27,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .dnn_kernels import FUSIONS, DNNKernel
 from .kernels import ATTENTION_OPS, ELEMENTWISE_OPS, GEMM_OPS, LAYER_OPS, LayerDims
 
 TOKEN_OPS = (*GEMM_OPS, *ELEMENTWISE_OPS, "lm_head", "kv_write")
-KNOWN_OPS = (*TOKEN_OPS, *ATTENTION_OPS, "all_reduce", "cpu_overhead", "gemm", "layer")
+DNN_OPS = ("dnn_kernels", "dnn")
+KNOWN_OPS = (*TOKEN_OPS, *ATTENTION_OPS, "all_reduce", "cpu_overhead", "gemm", "layer", *DNN_OPS)
+DNN_CONTEXTS = ("warm", "cold", "network")
 
 OP_GROUP = {
     **{op: "gemm" for op in (*GEMM_OPS, "lm_head", "gemm")},
@@ -51,7 +55,10 @@ class Measurement:
     ``kv_context`` (``batch_size`` chunks alike); ``attn_decode`` uses ``batch_size`` and
     ``kv_context`` (per sequence); ``all_reduce`` uses ``size_bytes``, ``num_gpus``,
     ``num_nodes``, ``topology``; ``cpu_overhead`` uses ``batch_size``; ``layer`` is the sum of
-    one layer's token-level operators (Vidur's set) at ``num_tokens``.
+    one layer's token-level operators (Vidur's set) at ``num_tokens``. ``dnn_kernels`` is
+    DNN kernels (one, or a chain run back to back) in a cache ``context`` (warm, cold or
+    network: see ``dnn_kernels.WARM``); ``dnn`` is one batch-1 inference of the catalog DNN
+    named in ``model``. Both run in ``dtype`` with ``fusion`` ("": the device's runtime).
     """
 
     op: str
@@ -73,9 +80,16 @@ class Measurement:
     num_nodes: int = 1
     topology: str = ""
     dtype: str = "fp16"
+    kernels: tuple[DNNKernel, ...] = ()
+    context: str = ""
+    fusion: str = ""
 
     @property
     def group(self) -> str:
+        if self.op == "dnn_kernels":
+            return f"dnn.{self.kernels[0].kernel_type}" if len(self.kernels) == 1 else "dnn.chain"
+        if self.op == "dnn":
+            return "dnn.network"
         return OP_GROUP[self.op]
 
     @property
@@ -91,6 +105,8 @@ class Measurement:
             return float(self.batch_size)
         if self.op == "gemm":
             return float(self.m)
+        if self.op == "dnn_kernels":
+            return float(sum(k.flops + k.io_elems + k.weight_elems for k in self.kernels))
         return float(self.num_tokens)
 
     @property
@@ -164,6 +180,9 @@ NATIVE_COLUMNS = (
     "num_nodes",
     "topology",
     "dtype",
+    "kernels",
+    "context",
+    "fusion",
 )
 _DEVICE_IN_PATH = re.compile(r"(?:^|[/_])(a100|h100|h200|a40|a10g?|l4|l40s|v100|4090)(?:[/_]|$)", re.I)
 
@@ -416,14 +435,15 @@ def _read_native(record, where, dev, path, skipped: Counter, seen: set) -> Itera
             tp=tp,
             bytes_per_element=_dtype_bytes(record.get("dtype"), where),
         )
-    elif record.get("model", "").strip() and op not in ("gemm", "all_reduce", "cpu_overhead"):
+    elif record.get("model", "").strip() and op not in ("gemm", "all_reduce", "cpu_overhead", *DNN_OPS):
         from .catalog import get_model
 
         try:
             dims = get_model(record["model"].strip()).layer_dims(tp)
         except ValueError as err:
             raise MeasurementFileError(f"{where}: {err}") from None
-    needs_dims = op not in ("gemm", "all_reduce", "cpu_overhead")
+    kernels, context, fusion = _dnn_fields(record, op, where)
+    needs_dims = op not in ("gemm", "all_reduce", "cpu_overhead", *DNN_OPS)
     if needs_dims and dims is None:
         raise MeasurementFileError(
             f"{where}: op {op!r} needs model dims (hidden_size, num_heads, ...) or a catalog model name"
@@ -448,7 +468,42 @@ def _read_native(record, where, dev, path, skipped: Counter, seen: set) -> Itera
         num_nodes=_num(record, "num_nodes", where, default=1, integer=True),
         topology=(record.get("topology") or "").strip(),
         dtype=_dtype(record.get("dtype"), where),
+        kernels=kernels,
+        context=context,
+        fusion=fusion,
     )
+
+
+def _dnn_fields(record: dict[str, str], op: str, where: str) -> tuple[tuple[DNNKernel, ...], str, str]:
+    """The ``kernels`` (a JSON list of kernel mappings), ``context`` and ``fusion`` columns."""
+    raw = (record.get("kernels") or "").strip()
+    context = (record.get("context") or "").strip()
+    fusion = (record.get("fusion") or "").strip()
+    if op not in DNN_OPS:
+        return (), context, fusion
+    if fusion and fusion not in FUSIONS:
+        raise MeasurementFileError(f"{where}: column 'fusion' = {fusion!r}; expected one of {list(FUSIONS)}")
+    if op == "dnn":
+        if not (record.get("model") or "").strip():
+            raise MeasurementFileError(f"{where}: op 'dnn' needs the catalog DNN in column 'model'")
+        return (), "network", fusion
+    if context not in DNN_CONTEXTS:
+        raise MeasurementFileError(
+            f"{where}: column 'context' = {context!r}; expected one of {list(DNN_CONTEXTS)}"
+        )
+    try:
+        items = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise MeasurementFileError(
+            f"{where}: column 'kernels' is not a JSON list of kernels: {err}"
+        ) from None
+    if not isinstance(items, list) or not items:
+        raise MeasurementFileError(f"{where}: column 'kernels' must be a non-empty JSON list of kernels")
+    try:
+        kernels = tuple(DNNKernel.from_dict(k, f"{where} kernel {i}") for i, k in enumerate(items))
+    except ValueError as err:
+        raise MeasurementFileError(str(err)) from None
+    return kernels, context, fusion
 
 
 def _dtype_bytes(raw: str | None, where: str) -> int:
@@ -476,7 +531,9 @@ def write_native_csv(records: Iterable[Measurement], path: str | Path) -> Path:
         writer = csv.DictWriter(fh, fieldnames=NATIVE_COLUMNS)
         writer.writeheader()
         for r in records:
-            row = {k: v for k, v in asdict(r).items() if k in NATIVE_COLUMNS and k != "dims"}
+            row = {k: v for k, v in asdict(r).items() if k in NATIVE_COLUMNS and k not in ("dims", "kernels")}
+            if r.kernels:
+                row["kernels"] = json.dumps([k.to_dict() for k in r.kernels], separators=(",", ":"))
             if r.dims is not None:
                 d = r.dims
                 row.update(
@@ -491,3 +548,19 @@ def write_native_csv(records: Iterable[Measurement], path: str | Path) -> Path:
             row["seconds"] = repr(r.seconds)
             writer.writerow(row)
     return path
+
+
+def published_measurements(device) -> list[Measurement]:
+    """A device's published DNN timings (``Device.published_latency``) as measurements."""
+    return [
+        Measurement(
+            op="dnn",
+            seconds=p.seconds,
+            device=device.name,
+            source=p.source,
+            model=p.dnn,
+            dtype=p.dtype,
+            context="network",
+        )
+        for p in device.published_latency
+    ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .dnn_kernels import DNNKernel
 from .kernels import LayerDims
 from .validation import name_list, positive, positive_int
 
@@ -206,17 +207,25 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class DNNLayer:
-    """One layer (or block) of a DNN at batch 1."""
+    """One layer (or block) of a DNN at batch 1, optionally with the kernels it runs."""
 
     name: str
     flops: float
     weight_bytes: float
     output_bytes: float
+    kernels: tuple[DNNKernel, ...] = ()
+
+
+_LAYER_FIELDS = ("name", "flops", "weight_bytes", "output_bytes", "kernels")
 
 
 @dataclass(frozen=True)
 class DNNSpec:
-    """A feed-forward DNN as a sequence of layers, for edge inference and split points."""
+    """A feed-forward DNN as a sequence of layers, for edge inference and split points.
+
+    A layer with ``kernels`` is timed kernel by kernel (``dnn_kernels``); its ``flops`` and
+    ``weight_bytes`` then follow from them.
+    """
 
     name: str
     layers: tuple[DNNLayer, ...]
@@ -229,24 +238,43 @@ class DNNSpec:
         where = f"dnn {self.name!r}"
         if not self.layers:
             raise ValueError(f"{where}: needs at least one layer")
+        elem_bytes = dtype_bytes(self.dtype, where)
         layers = []
+        seen, previous = {"input"}, "input"
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Mapping):
-                lw = f"{where} layer {i}"
-                unknown = set(layer) - {"name", "flops", "weight_bytes", "output_bytes"}
-                if unknown:
-                    raise ValueError(f"{lw}: unknown field(s) {sorted(unknown)}")
-                layer = DNNLayer(
-                    name=str(layer.get("name", f"layer{i}")),
-                    flops=positive(lw, "flops", layer.get("flops"), allow_zero=True),
-                    weight_bytes=positive(lw, "weight_bytes", layer.get("weight_bytes", 0), allow_zero=True),
-                    output_bytes=positive(lw, "output_bytes", layer.get("output_bytes"), allow_zero=True),
-                )
-            layers.append(layer)
+                layer = _layer_from_dict(layer, f"{where} layer {i}", i, elem_bytes)
+            kernels = []
+            for kernel in layer.kernels:
+                if not kernel.src:  # reads the previous kernel's output
+                    kernel = replace(kernel, src=(previous,))
+                missing = [s for s in kernel.src if s not in seen]
+                if missing:
+                    raise ValueError(
+                        f"{where} kernel {kernel.name!r}: src {missing} names no earlier kernel "
+                        "('input' is the network input)"
+                    )
+                if kernel.name in seen:
+                    raise ValueError(f"{where}: kernel name {kernel.name!r} is used twice")
+                seen.add(kernel.name)
+                kernels.append(kernel)
+                previous = kernel.name
+            layers.append(replace(layer, kernels=tuple(kernels)))
         object.__setattr__(self, "layers", tuple(layers))
         object.__setattr__(self, "input_bytes", positive(where, "input_bytes", self.input_bytes))
         object.__setattr__(self, "aliases", tuple(self.aliases))
-        dtype_bytes(self.dtype, where)
+
+    @property
+    def kernels(self) -> tuple[DNNKernel, ...]:
+        """Every layer's kernels in execution order."""
+        return tuple(k for layer in self.layers for k in layer.kernels)
+
+    @property
+    def param_count(self) -> int:
+        """Parameters of the network (tied weights once; from weight bytes without kernels)."""
+        untimed = sum(layer.weight_bytes for layer in self.layers if not layer.kernels)
+        counted = sum(k.params - k.tied_elems for k in self.kernels)
+        return counted + round(untimed / dtype_bytes(self.dtype, self.name))
 
     @property
     def total_flops(self) -> float:
@@ -271,3 +299,41 @@ class DNNSpec:
         kwargs["aliases"] = name_list(where, "aliases", kwargs.get("aliases"))
         kwargs["sources"] = dict(kwargs.get("sources") or {})
         return cls(**kwargs)
+
+
+def _layer_from_dict(layer: Mapping[str, Any], where: str, index: int, elem_bytes: int) -> DNNLayer:
+    """A layer from its catalog mapping; with kernels, flops and weight_bytes must agree with them."""
+    unknown = set(layer) - set(_LAYER_FIELDS)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
+    raw_kernels = layer.get("kernels") or []
+    if not isinstance(raw_kernels, (list, tuple)):
+        raise ValueError(f"{where}: kernels must be a list of kernel mappings")
+    kernels = tuple(
+        k if isinstance(k, DNNKernel) else DNNKernel.from_dict(k, f"{where} kernel {j}")
+        for j, k in enumerate(raw_kernels)
+    )
+    derived = {
+        "flops": float(sum(k.flops for k in kernels)),
+        "weight_bytes": float(sum(k.params for k in kernels) * elem_bytes),
+    }
+    values = {}
+    for key in ("flops", "weight_bytes"):
+        given = layer.get(key)
+        if given is None and kernels:
+            values[key] = derived[key]
+            continue
+        values[key] = positive(
+            where, key, 0 if given is None and key == "weight_bytes" else given, allow_zero=True
+        )
+        if kernels and abs(values[key] - derived[key]) > 1e-6 * max(derived[key], 1.0):
+            raise ValueError(
+                f"{where}: {key} {values[key]:.6g} disagrees with its kernels' sum {derived[key]:.6g}"
+            )
+    return DNNLayer(
+        name=str(layer.get("name", f"layer{index}")),
+        flops=values["flops"],
+        weight_bytes=values["weight_bytes"],
+        output_bytes=positive(where, "output_bytes", layer.get("output_bytes"), allow_zero=True),
+        kernels=kernels,
+    )

@@ -16,6 +16,13 @@ A device's calibrated state is a flat mapping ``name -> float``. Names:
 ``ar.<topo>[.n<N>].bw_eff``    all-reduce bus bandwidth as a fraction of the link bandwidth
 ``cpu.c0_s`` / ``cpu.c1_s``    per-iteration CPU/scheduler overhead: c0 + c1 * batch size
 ``moe.eta_c_scale``            grouped-GEMM compute efficiency relative to dense GEMMs
+``dnn.<type>.eta_c`` ...       DNN kernel types (``dnn_kernels``): ``eta_c``, ``eta_b``, ``t0_s``
+                               for conv/dwconv/pwconv/gemm/attn/pool; ``eta_b``, ``t0_s`` for
+                               the bandwidth-bound act/act_exp/add/norm/emb/copy/rope/reduce;
+                               ``dnn.attn.gamma`` (causal factor)
+``dnn.<type>.cache_ratio``     memory time of that type's data found in the last-level cache
+                               relative to DRAM
+``dnn.cache_bytes``            last-level cache an inference stream can use (bytes)
 =============================  ================================================================
 
 The prior holds a mean and a log-space standard deviation per name. The shipped prior
@@ -55,6 +62,39 @@ _GENERIC: dict[str, tuple[float, float]] = {
     "cpu.c1_s": (20e-6, 1.0),
     "moe.eta_c_scale": (0.8, 0.3),
 }
+# DNN kernels (dnn_kernels.py, dnn.py) have their own parameters: they run in other runtimes,
+# dtypes and cache states than serving-engine operators. Starting values: dense and pointwise
+# convs run as implicit GEMMs a little below GEMM efficiency; depthwise convs reuse no weights
+# and are bound by moving activations; elementwise types as in reference 4.2.
+_GENERIC_DNN_ROOFLINE = {  # (eta_c, eta_b, t0_s)
+    "conv": (0.6, 0.6, 5e-6),
+    "dwconv": (0.3, 0.5, 5e-6),
+    "pwconv": (0.6, 0.7, 5e-6),
+    "gemm": (0.7, 0.8, 5e-6),
+    "attn": (0.35, 0.75, 20e-6),
+    "pool": (0.3, 0.5, 3e-6),
+}
+_GENERIC_DNN_ELEMENTWISE = {  # (eta_b, t0_s)
+    "act": (0.5, 3e-6),
+    "act_exp": (0.3, 3e-6),
+    "add": (0.9, 2e-6),
+    "norm": (0.4, 4e-6),
+    "emb": (0.25, 3e-6),
+    "copy": (0.7, 2e-6),
+    "rope": (0.45, 3e-6),
+    "reduce": (0.5, 3e-6),
+}
+for _k, (_c, _b, _t0) in _GENERIC_DNN_ROOFLINE.items():
+    _GENERIC.update(
+        {f"dnn.{_k}.eta_c": (_c, 0.3), f"dnn.{_k}.eta_b": (_b, 0.3), f"dnn.{_k}.t0_s": (_t0, 0.4)}
+    )
+for _k, (_b, _t0) in _GENERIC_DNN_ELEMENTWISE.items():
+    _GENERIC.update({f"dnn.{_k}.eta_b": (_b, 0.3), f"dnn.{_k}.t0_s": (_t0, 0.4)})
+# Caching of DNN data (dnn.effective_bytes): memory time of last-level-cache hits relative to
+# DRAM per kernel type, and the last-level cache one inference stream can use.
+for _k in (*_GENERIC_DNN_ROOFLINE, *_GENERIC_DNN_ELEMENTWISE):
+    _GENERIC[f"dnn.{_k}.cache_ratio"] = (0.5, 0.5)
+_GENERIC.update({"dnn.attn.gamma": (1.0, 0.3), "dnn.cache_bytes": (32e6, 1.0)})
 _GENERIC_ELEM = {  # (rho, t0_s) starting values, reference section 4.2
     "norm": (0.4, 4e-6),
     "rope": (0.45, 3e-6),
