@@ -12,6 +12,7 @@ from typing import Any
 
 from servegym.controller import Controller
 
+from .autoscale import APA, HPA, KPA, CapacityPlanner, KEDAQueue, Llumnix, NextWindowOracle, StaticReplicas
 from .chunk import (
     ENGINE_DEFAULTS,
     BestStaticOracle,
@@ -38,6 +39,7 @@ from .mec import (
 from .spec import BatchSizeTable, DisableByBatchSize, FixedK, MyopicOracle, SGLangEMA, SmartSpecGreedy
 
 CHUNK_ENV = "servegym/ChunkedPrefill-v0"
+AUTOSCALE_ENV = "servegym/Autoscale-v0"
 SPEC_ENV = "servegym/SpecDecode-v0"
 
 _REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
@@ -89,6 +91,27 @@ _REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
         lambda: Neurosurgeon("energy"),
         "Neurosurgeon: the split with the lowest predicted device energy",
     ),
+    "static-mean": (AUTOSCALE_ENV, lambda: StaticReplicas("mean"), "a fixed fleet for the mean traffic"),
+    "static-peak": (AUTOSCALE_ENV, lambda: StaticReplicas("peak"), "a fixed fleet for the peak traffic"),
+    "hpa": (
+        AUTOSCALE_ENV,
+        HPA,
+        "Kubernetes HPA on in-flight requests (tolerance 0.1, 300 s down-stabilisation)",
+    ),
+    "kpa": (AUTOSCALE_ENV, KPA, "Knative KPA: 60 s stable / panic windows, 70% target, panic at 2x"),
+    "keda-queue": (AUTOSCALE_ENV, KEDAQueue, "KEDA on waiting requests (30 s polling, 300 s cooldown)"),
+    "apa": (AUTOSCALE_ENV, APA, "AIBrix APA on KV-cache use (target 0.5, 2x up / half down, 300 s)"),
+    "llumnix": (AUTOSCALE_ENV, Llumnix, "Llumnix freeness thresholds (up 10, down 60 decode steps)"),
+    "capacity-planner": (
+        AUTOSCALE_ENV,
+        CapacityPlanner,
+        "queueing-model sizing: recent rate / (0.9 x profiled capacity at the SLO) (llm-d-like)",
+    ),
+    "next-window-oracle": (
+        AUTOSCALE_ENV,
+        NextWindowOracle,
+        "knows the coming arrivals; sizes for them past the cold start (oracle)",
+    ),
 }
 
 
@@ -120,21 +143,28 @@ def describe(name: str) -> tuple[str, str]:
 
 
 __all__ = [
+    "APA",
+    "HPA",
+    "KPA",
     "AllCloud",
     "AllLocal",
     "BatchSizeTable",
     "BestStaticOracle",
+    "CapacityPlanner",
     "DisableByBatchSize",
     "FixedBudget",
     "FixedK",
     "GreedyDelay",
     "GreedyEnergy",
     "GreedyWeighted",
+    "KEDAQueue",
     "LeastLoaded",
+    "Llumnix",
     "LookaheadOracle",
     "Lyapunov",
     "MyopicOracle",
     "Neurosurgeon",
+    "NextWindowOracle",
     "PressureRule",
     "RandomOffload",
     "RoundRobin",
@@ -142,6 +172,7 @@ __all__ = [
     "SarathiStatic",
     "SlackFeedback",
     "SmartSpecGreedy",
+    "StaticReplicas",
     "describe",
     "list",
     "make",

@@ -18,6 +18,8 @@ ENVS = {
     # 100 tasks per episode (truncated by the env itself; the limit is a safety net)
     "servegym/MecOffload-v0": ("servegym.envs.mec_offload:MecOffloadEnv", 100000),
     "servegym/DnnSplit-v0": ("servegym.envs.mec_offload:DnnSplitEnv", 100000),
+    # an hour of 15 s decisions by default (the env truncates itself; the limit is a safety net)
+    "servegym/Autoscale-v0": ("servegym.envs.autoscale:AutoscaleEnv", 100000),
 }
 
 

@@ -17,9 +17,12 @@ HIST_BINS = _N_EDGES + 1
 
 @njit(cache=True)
 def hist_add_one(counts, value, count) -> None:  # pragma: no cover - compiled
-    """Count ``count`` copies of one value (bin found by arithmetic, checked on the edges)."""
+    """Count ``count`` copies of one value (bin found by arithmetic, checked on the edges); NaN
+    is not counted."""
     edges = HIST_EDGES
     n = len(edges)
+    if value != value:
+        return
     if value < edges[0]:
         i = 0
     else:

@@ -112,6 +112,7 @@ class Device:
     interconnect: str = "none"
     tdp_w: float = 0.0
     idle_w: float = 0.0
+    price_per_hour_usd: float = 0.0  # renting one device for an hour (0: not in the catalog)
     aliases: tuple[str, ...] = ()
     dnn_runtime: DNNRuntime = field(default_factory=DNNRuntime)
     published_latency: tuple[PublishedLatency, ...] = ()
@@ -139,7 +140,7 @@ class Device:
         object.__setattr__(self, "peak_flops", flops)
         object.__setattr__(self, "mem_bandwidth", positive(where, "mem_bandwidth", self.mem_bandwidth))
         object.__setattr__(self, "mem_capacity", positive(where, "mem_capacity", self.mem_capacity))
-        for name in ("interconnect_bandwidth", "tdp_w", "idle_w"):
+        for name in ("interconnect_bandwidth", "tdp_w", "idle_w", "price_per_hour_usd"):
             object.__setattr__(self, name, positive(where, name, getattr(self, name), allow_zero=True))
         object.__setattr__(self, "aliases", tuple(self.aliases))
         object.__setattr__(self, "dnn_runtime", DNNRuntime.from_dict(self.dnn_runtime, where))
@@ -207,6 +208,7 @@ class Device:
             "interconnect": self.interconnect,
             "tdp_w": float(self.tdp_w),
             "idle_w": float(self.idle_w),
+            "price_per_hour_usd": float(self.price_per_hour_usd),
             "dnn_runtime": self.dnn_runtime.to_dict(),
             "published_latency": [p.to_dict() for p in self.published_latency],
             "sources": dict(self.sources),
