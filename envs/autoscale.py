@@ -151,9 +151,10 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Action Space
     `action_mode="delta"` (default): `Discrete(2k + 1)` with `k = max_step` (default 4): change the
-    number of replicas by `action - k`; changes that leave `[min_replicas, max_replicas]` are
-    clamped to the bounds (as the HPA does) and masked, so masking agents skip the redundant ones. `action_mode="target"`: `Discrete(max_replicas + 1)`: the number of replicas (below
-    `min_replicas` clamped and masked). The count is of replicas starting or ready.
+    number of replicas by `action - k`. `action_mode="target"`: `Discrete(max_replicas + 1)`: the
+    number of replicas. The count is of replicas starting or ready. Requests outside
+    `[min_replicas, max_replicas]` are clamped to the bounds (as the HPA does) and masked, so
+    masking agents skip the redundant actions.
 
     ## Observation Space
     `Box(0, high, (18,), float32)` from `encode_autoscale_observation(info["metrics"])`:
