@@ -104,6 +104,8 @@ class AutoscaleScenario:
                 raise bad(name, "an integer >= 0")
         if not 1 <= self.max_replicas <= 256:
             raise bad("max_replicas", "an integer in 1..256")
+        if self.arrivals == "flash-crowd" and self.spike_s >= self.episode_s:
+            raise bad("spike_s", f"shorter than episode_s={self.episode_s}")
         if self.min_replicas > self.max_replicas:
             raise bad("min_replicas", f"at most max_replicas={self.max_replicas}")
         if self.initial_replicas > self.max_replicas:
@@ -165,7 +167,7 @@ class AutoscaleScenario:
             fitted = MMPP2(low, high, s_low, s_high)
             return fitted.scaled(rate / fitted.mean_rate)
         if self.arrivals == "flash-crowd":
-            start = float(rng.uniform(0.2, 0.7)) * self.episode_s
+            start = float(rng.uniform(0.2, 0.7)) * (self.episode_s - self.spike_s)
             base = rate * self.episode_s / (self.episode_s + (self.spike - 1.0) * self.spike_s)
             return PiecewiseRate(
                 (0.0, start, start + self.spike_s, self.episode_s + 1.0),

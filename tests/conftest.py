@@ -7,6 +7,7 @@ Real measurement data (Vidur's public A100 profiles) lives outside the repositor
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VIDUR_DIR = REPO_ROOT / ".." / "shared" / "data" / "vidur"
+# Replicas' service curves are tabulated once and shared by the test workers (not the user cache).
+os.environ.setdefault("SERVEGYM_CACHE", str(REPO_ROOT / ".pytest_cache" / "servegym"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -3,8 +3,9 @@
 Per replica, ``in_system`` requests (waiting and running) depart at the rate the engine reaches
 with that many requests in it (throughput against Little's-law occupancy from the service curves;
 the saturated throughput beyond the tabulated loads). Requests arriving while ``in_system`` sits
-at a tabulated load's occupancy see that load's TTFT and TPOT distributions; a backlog beyond the
-largest tabulated occupancy adds its drain time to their TTFT. So at steady load the model is the
+at a tabulated load's occupancy see that load's TTFT and TPOT distributions (loads up to the
+replica's capacity); a backlog beyond BACKLOG_FACTOR x the occupancy at capacity adds its drain
+time to their TTFT. So at steady load the model is the
 engine's tables, and under bursts and cold starts it is a queue with the engine's speed; where the
 two fidelities part is measured by the agreement test (tests/cluster/test_agreement.py).
 
@@ -36,8 +37,14 @@ STATUS_NAMES = ("empty", "starting", "ready", "draining")
     W_RUNNING_S,  # Σ running requests x seconds
     W_WAITING_S,  # Σ waiting requests x seconds (replica queues and the router)
     W_IDLE_S,  # ready replica-seconds with nothing to do
-) = range(11)
-N_WINDOW = 11
+    W_REJECTED,  # requests longer than the replica's max_model_len, refused at arrival
+) = range(12)
+N_WINDOW = 12
+SMOOTHING_S = 30.0  # time constant of the occupancy that sets a replica's operating point
+BACKLOG_FACTOR = 1.5
+"""A backlog past this multiple of a replica's occupancy at capacity delays new requests by its
+drain time at the saturated throughput (chosen where steady-state agreement at capacity and
+overload transients both hold best; see the README's fidelity table)."""
 
 
 class FluidTables:
@@ -49,6 +56,8 @@ class FluidTables:
         self.occupancy = np.concatenate([[0.0], curves.in_system])
         self.departures = np.concatenate([[0.0], curves.throughput_rps])
         self.max_throughput = max(curves.max_throughput_rps, float(curves.throughput_rps[-1]))
+        # requests in a replica at its capacity: beyond it the tables' loads are backlogs in growth
+        self.stable_occupancy = float(np.interp(curves.capacity_rps, curves.throughput_rps, curves.in_system))
         self.load = curves.load
         self.ttft = np.ascontiguousarray(curves.ttft_s)
         self.tpot = np.ascontiguousarray(curves.tpot_s)
@@ -61,7 +70,8 @@ class FluidTables:
 
     def arrays(self) -> tuple:
         return (
-            self.occupancy, self.departures, self.max_throughput, self.ttft, self.tpot, self.good,
+            self.occupancy, self.departures, self.max_throughput, self.stable_occupancy, self.ttft,
+            self.tpot, self.good,
             self.ttft_ok, self.kv, self.running, self.waiting, self.weights,
         )  # fmt: skip
 
@@ -79,14 +89,22 @@ def _interp_index(x, xs):  # pragma: no cover - compiled
     return i, (x - xs[i]) / span if span > 0 else 0.0
 
 
+SUBROWS = 4  # interpolation points per load row of the tables
+
+
 @njit(cache=True)
 def expand_rows(row_weight, table, weights, hist) -> None:  # pragma: no cover - compiled
-    """Add each load row's quantile values, weighted by the row's weight x the level's mass."""
-    for j in range(len(row_weight)):
-        if row_weight[j] > 0.0:
+    """Add the quantile values at each interpolation point (point v lies v % SUBROWS quarters of
+    the way from load row v // SUBROWS to the next), weighted by its requests x the level's mass."""
+    last = table.shape[0] - 1
+    for v in range(len(row_weight)):
+        if row_weight[v] > 0.0:
+            j, g = v // SUBROWS, (v % SUBROWS) / SUBROWS
+            j2 = min(j + 1, last)
             for q in range(len(weights)):
-                hist_add_one(hist, table[j, q], row_weight[j] * weights[q])
-        row_weight[j] = 0.0
+                value = table[j, q] + (table[j2, q] - table[j, q]) * g
+                hist_add_one(hist, value, row_weight[v] * weights[q])
+        row_weight[v] = 0.0
 
 
 @njit(cache=True)
@@ -100,20 +118,23 @@ def _rows(i, f):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def advance_fast(
-    status, ready_at, in_system, arrived, departed, router_queue, arrivals, t0, dt, slo_ttft,
-    occupancy, departures, max_throughput, ttft, tpot, good, ttft_ok, kv, running, waiting, weights,
+    status, ready_at, in_system, smoothed, arrived, departed, router_queue, reject, arrivals, t0, dt,
+    slo_ttft, occupancy, departures, max_throughput, stable, ttft, tpot, good, ttft_ok, kv, running,
+    waiting, weights,
     window, ttft_hist, row_weight, row_ttft_weight,
 ):  # pragma: no cover - compiled  # fmt: skip
     """Advance every replica through ``len(arrivals)`` sub-steps of ``dt`` starting at ``t0``.
 
-    ``arrivals[k]`` requests arrive in sub-step k and go to the ready replica with the fewest
-    outstanding requests, one at a time; with no replica ready they wait at the router
-    (``router_queue[0]`` requests, ``router_queue[1]`` Σ of their arrival times). Starting replicas
-    become ready at ``ready_at``; draining replicas take nothing new and empty when done. Adds
-    to ``window`` (W_*); each request's latency distribution is the tables' at its operating
-    point: as weights of load rows (``row_weight`` for TPOT, ``row_ttft_weight`` for TTFT
-    without a backlog wait; ``expand_rows`` turns them into histograms) or, when a backlog
-    delays it, straight into ``ttft_hist``. Returns the requests in the system.
+    ``arrivals[k]`` requests arrive in sub-step k; the fraction ``reject[0]`` too long for the
+    replica is refused (``reject[1]`` carries a fraction of a request between sub-steps); the rest
+    go to the ready replica with the fewest outstanding requests, one at a time. With no replica
+    ready they wait at the router (``router_queue[0]`` requests, ``router_queue[1]`` the sum of
+    their arrival times). Starting replicas become ready at ``ready_at``; draining replicas take
+    nothing new and empty when done. Adds to ``window`` (W_*); each request's latency
+    distribution is the tables' at its operating point: as counts per interpolation point between
+    load rows (``row_weight`` for TPOT, ``row_ttft_weight`` for TTFT without a backlog wait;
+    ``expand_rows`` turns them into histograms) or, when a backlog delays it, straight into
+    ``ttft_hist``. Returns the requests in the system.
     """
     n_slots = len(status)
     l_max = occupancy[len(occupancy) - 1]
@@ -128,8 +149,12 @@ def advance_fast(
                 window[W_REPLICA_S] += dt
             if status[s] == READY:
                 n_ready += 1
-        a = arrivals[k]
-        window[W_ARRIVALS] += a
+        window[W_ARRIVALS] += arrivals[k]
+        reject[1] += arrivals[k] * reject[0]
+        refused = int(reject[1])
+        reject[1] -= refused
+        window[W_REJECTED] += refused
+        a = arrivals[k] - refused
         mid = t + 0.5 * dt
         if n_ready == 0:
             router_queue[0] += a
@@ -145,21 +170,23 @@ def advance_fast(
         router_queue[1] = 0.0
         for phase in range(2):
             count = backlog if phase == 0 else a
-            for _ in range(count):
+            for r in range(count):
                 best, best_load = -1, 1e300
                 for s in range(n_slots):
                     if status[s] == READY and in_system[s] < best_load:
                         best, best_load = s, in_system[s]
-                # the latency this request will see: the replica's operating point as it arrives
-                j, j2, g = _rows(*_interp_index(in_system[best], occupancy))
-                wait = max(in_system[best] - l_max, 0.0) / max_throughput
-                if phase == 0:
-                    wait += extra_wait
+                # the latency this request will see: the replica's (smoothed) operating point
+                j, j2, g = _rows(*_interp_index(min(smoothed[best], stable), occupancy))
+                wait = max(in_system[best] - stable * BACKLOG_FACTOR, 0.0) / max_throughput
+                if phase == 0:  # waits at the router, spread evenly up to twice their mean (oldest first)
+                    wait += 2.0 * extra_wait * (backlog - r - 0.5) / backlog
                 in_system[best] += 1.0
                 arrived[best] += 1
                 window[W_DISPATCHED] += 1
-                row_weight[j] += 1.0 - g  # its TPOT (and, without a wait, its TTFT) distribution
-                row_weight[j2] += g
+                # its TPOT (and, without a wait, its TTFT) distribution: the quantiles interpolated
+                # between load rows j and j2, on a grid of SUBROWS points per row
+                v = j * SUBROWS + round(g * SUBROWS) if j2 > j else j * SUBROWS
+                row_weight[v] += 1.0
                 p_good = good[j] + (good[j2] - good[j]) * g
                 p_ttft = ttft_ok[j] + (ttft_ok[j2] - ttft_ok[j]) * g
                 if wait > 0.0:  # a backlog beyond the tables: the TTFT distribution shifted by it
@@ -170,8 +197,7 @@ def advance_fast(
                         if value > slo_ttft:
                             late += weights[q]
                 else:
-                    row_ttft_weight[j] += 1.0 - g
-                    row_ttft_weight[j2] += g
+                    row_ttft_weight[v] += 1.0
                     late = 1.0 - p_ttft
                 # misses: the TTFT tail with this wait, and the operating point's TPOT misses
                 tpot_miss = 1.0 - (p_good / p_ttft if p_ttft > 0 else 1.0)
@@ -182,6 +208,7 @@ def advance_fast(
             if status[s] != READY and status[s] != DRAINING:
                 continue
             n = in_system[s]
+            smoothed[s] += (n - smoothed[s]) * min(dt / SMOOTHING_S, 1.0)
             i, f = _interp_index(n, occupancy)
             rate = departures[i] + (departures[i + 1] - departures[i]) * f
             if n > l_max:

@@ -29,12 +29,14 @@ from .fast_pool import (
     N_WINDOW,
     READY,
     STARTING,
+    SUBROWS,
     W_ARRIVALS,
     W_COMPLETED,
     W_DISPATCHED,
     W_IDLE_S,
     W_KV_S,
     W_READY_S,
+    W_REJECTED,
     W_REPLICA_S,
     W_RUNNING_S,
     W_TTFT_LATE,
@@ -83,6 +85,8 @@ class ReplicaPool:
         self.status = np.zeros(slots, dtype=np.int64)
         self.ready_at = np.zeros(slots)
         self.in_system = np.zeros(slots)  # fast: fluid requests per replica
+        self.smoothed = np.zeros(slots)  # fast: their smoothed occupancy (the operating point)
+        self._reject = np.array([self.curves.rejected_fraction, 0.0])
         self.arrived = np.zeros(slots, dtype=np.int64)
         self.departed = np.zeros(slots)
         self.router_queue = np.zeros(2)  # requests waiting at the router, Σ of their arrival times
@@ -97,6 +101,8 @@ class ReplicaPool:
         self.now = 0.0
         self.status[:] = EMPTY
         self.in_system[:] = 0.0
+        self.smoothed[:] = 0.0
+        self._reject[1] = 0.0
         self.arrived[:] = 0
         self.departed[:] = 0.0
         self.router_queue[:] = 0.0
@@ -114,8 +120,8 @@ class ReplicaPool:
         self._totals = np.zeros(N_WINDOW)
         self._total_ttft = np.zeros(HIST_BINS)
         self._total_tpot = np.zeros(HIST_BINS)
-        self._row_weight = np.zeros(len(self.curves.load))
-        self._row_ttft_weight = np.zeros(len(self.curves.load))
+        self._row_weight = np.zeros(len(self.curves.load) * SUBROWS)
+        self._row_ttft_weight = np.zeros(len(self.curves.load) * SUBROWS)
         if self.fidelity == "fast":
             last = float(requests.arrival_s[-1]) if len(requests) else 0.0
             edges = np.arange(0.0, last + 2 * SUBSTEP_S, SUBSTEP_S)
@@ -154,6 +160,7 @@ class ReplicaPool:
         self.status[slot] = STARTING  # (arrived and departed stay cumulative over a slot's replicas)
         self.ready_at[slot] = ready_at
         self.in_system[slot] = 0.0
+        self.smoothed[slot] = 0.0
         if counted:
             if warm:
                 self.warm_starts += 1
@@ -203,9 +210,9 @@ class ReplicaPool:
             counts = np.concatenate([counts, np.zeros(steps - len(counts), dtype=np.int64)])
         draining = self.count(DRAINING)
         advance_fast(
-            self.status, self.ready_at, self.in_system, self.arrived, self.departed, self.router_queue,
-            counts, self.now, SUBSTEP_S, self.spec.engine.ttft_slo_s, *self._tables,
-            self._window, self._ttft_hist, self._row_weight, self._row_ttft_weight,
+            self.status, self.ready_at, self.in_system, self.smoothed, self.arrived, self.departed,
+            self.router_queue, self._reject, counts, self.now, SUBSTEP_S, self.spec.engine.ttft_slo_s,
+            *self._tables, self._window, self._ttft_hist, self._row_weight, self._row_ttft_weight,
         )  # fmt: skip
         self.now += steps * SUBSTEP_S
         self._promote(self.now)
@@ -335,20 +342,20 @@ class ReplicaPool:
                 "at_router": float(self.router_queue[0]),
                 "in_replicas": float(self.in_system.sum()),
                 "completed": float(self.departed.sum()),
-                "rejected": 0.0,
+                "rejected": float(self._totals[W_REJECTED] + self._window[W_REJECTED]),
             }
-        sums = {"waiting": 0, "running": 0, **self._gone}
+        finished, rejected, held = self._gone["finished"], self._gone["rejected"], 0
         for engine in self.engines:
-            if engine is not None:
+            if engine is not None:  # a replica holds what it was given and has not finished or refused
                 c = engine.counts()
-                for key in sums:
-                    sums[key] += c[key]
+                finished, rejected = finished + c["finished"], rejected + c["rejected"]
+                held += engine.n - c["finished"] - c["rejected"]
         return {
             "arrived": float(self._next_request),
             "at_router": float(len(self._router_ids)),
-            "in_replicas": float(sums["waiting"] + sums["running"]),
-            "completed": float(sums["finished"]),
-            "rejected": float(sums["rejected"]),
+            "in_replicas": float(held),
+            "completed": float(finished),
+            "rejected": float(rejected),
         }
 
     def episode_kpis(self) -> dict[str, float]:
