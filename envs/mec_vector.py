@@ -15,15 +15,9 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from .edge.rules import R_COST
 from .edge.system import MecBatch
-from .mec_offload import (
-    check_invalid_action_options,
-    encode_mec_observation,
-    episode_kpis,
-    observation_size,
-    scenario_config,
-    system_metrics,
-)
+from .mec_offload import check_invalid_action_options, episode_kpis, observation_size, scenario_config
 
 
 class MecOffloadVectorEnv(VectorEnv):
@@ -66,13 +60,16 @@ class MecOffloadVectorEnv(VectorEnv):
         tasks = self.config.episode_tasks
         self._episode = np.zeros((3, self.num_envs, tasks))  # delay, energy, missed of each task so far
         self._episode_len = np.zeros(self.num_envs, dtype=np.int64)
-        return self._obs(), {}
+        self.system.observe()
+        return self.system.obs.copy(), self._mask_info()
 
-    def _obs(self) -> np.ndarray:
-        return encode_mec_observation(system_metrics(self.system), self.config)
+    def _mask_info(self) -> dict[str, np.ndarray]:
+        """The action masks in the infos, as a vector of the scalar envs would give them."""
+        return {"action_mask": self.system.mask.copy(), "_action_mask": np.ones(self.num_envs, dtype=bool)}
 
     def action_masks(self) -> np.ndarray:
-        return self.system.action_masks()
+        """[num_envs, actions]: the valid actions of each env's pending task."""
+        return self.system.mask.copy()
 
     def step(self, actions):
         if not self._started:
@@ -86,18 +83,18 @@ class MecOffloadVectorEnv(VectorEnv):
         if np.any((actions < 0) | (actions >= n_actions)):
             raise ValueError(f"actions must be integers in 0..{n_actions - 1}, got {actions}")
         actions = actions.astype(np.int64)
-        valid = self.system.action_masks()[np.arange(self.num_envs), actions]
-        w = self.system.preference.copy()
-        delay, energy, missed, done = self.system.apply(actions, self._rng, valid)
-        cfg = self.config
-        reward = w * (-delay / cfg.delay_ref_s) + (1.0 - w) * (-energy / cfg.energy_ref_j)
-        reward = np.where(valid, reward, -self.invalid_action_penalty)
+        s = self.system
+        valid = s.mask[np.arange(self.num_envs), actions]
+        w = s.preference.copy()
+        delay, energy, missed, done = s.apply(actions, self._rng, valid)
+        reward = np.where(valid, -s.result[:, R_COST], -self.invalid_action_penalty)
         truncated = done & valid
-        obs = self._obs()
+        s.observe()
+        obs = s.obs.copy()
         infos: dict[str, Any] = {
-            "delay_s": np.where(valid, delay, np.nan),
-            "energy_j": np.where(valid, energy, np.nan),
-            "deadline_missed": missed & valid,
+            "delay_s": delay,  # NaN where the action was rejected
+            "energy_j": energy,
+            "deadline_missed": missed,
             "rejected_action": ~valid,
         }
         rows = np.flatnonzero(valid)
@@ -114,8 +111,10 @@ class MecOffloadVectorEnv(VectorEnv):
             self._episode_len[rows] = 0
             infos["final_obs"] = obs.copy()
             infos["_final_obs"] = truncated.copy()
-            self.system.reset(self._rng, rows)
-            obs = self._obs()
+            s.reset(self._rng, rows)
+            s.observe(rows)
+            obs[rows] = s.obs[rows]
+        infos.update(self._mask_info())
         return obs, reward.astype(np.float64), np.zeros(self.num_envs, dtype=bool), truncated, infos
 
 
