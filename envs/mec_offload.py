@@ -12,7 +12,19 @@ from gymnasium import spaces
 
 from .edge import rules
 from .edge.rules import HIST_BINS, SERVER_FEATURES, SERVERS_AT
-from .edge.system import MecBatch, MecConfig, observation_size
+from .edge.system import MecBatch, MecConfig, estimates_at, observation_size
+
+__all__ = [
+    "METRIC_KEYS",
+    "PRESETS",
+    "DnnSplitEnv",
+    "MecOffloadEnv",
+    "encode_mec_observation",
+    "episode_kpis",
+    "estimates_at",
+    "observation_size",
+    "server_view",
+]
 
 METRIC_KEYS = (
     "task_bits",
@@ -73,16 +85,31 @@ def server_view(obs: np.ndarray, max_edges: int) -> np.ndarray:
     return obs[..., SERVERS_AT:end].reshape(*obs.shape[:-1], -1, SERVER_FEATURES)
 
 
-def episode_kpis(delays: np.ndarray, energies: np.ndarray, missed: np.ndarray, w: float) -> dict[str, float]:
-    """The KPIs of one finished episode from its tasks' delays (s), energies (J) and misses."""
-    return {
-        "tasks": float(len(delays)),
-        "delay_mean_s": float(delays.mean()),
-        "delay_p95_s": float(np.quantile(delays, 0.95)),
-        "deadline_miss_ratio": float(np.mean(missed)),
-        "energy_per_task_j": float(energies.mean()),
-        "preference": float(w),
-    }
+def episode_kpis(
+    delays: np.ndarray, energies: np.ndarray, missed: np.ndarray, w: Any
+) -> list[dict[str, float]]:
+    """The KPIs of finished episodes (one row per episode, one column per task) from their tasks'
+    delays (s), energies (J) and deadline misses, and each episode's preference ``w``."""
+    d, e, m = (np.atleast_2d(np.asarray(x, dtype=float)) for x in (delays, energies, missed))
+    columns = zip(
+        d.mean(axis=1).tolist(),
+        np.quantile(d, 0.95, axis=1).tolist(),
+        m.mean(axis=1).tolist(),
+        e.mean(axis=1).tolist(),
+        np.broadcast_to(np.asarray(w, dtype=float), len(d)).tolist(),
+        strict=True,
+    )
+    return [
+        {
+            "tasks": float(d.shape[1]),
+            "delay_mean_s": mean,
+            "delay_p95_s": p95,
+            "deadline_miss_ratio": miss,
+            "energy_per_task_j": energy,
+            "preference": pref,
+        }
+        for mean, p95, miss, energy, pref in columns
+    ]
 
 
 def check_invalid_action_options(invalid_action: str, penalty: float) -> float:
@@ -214,7 +241,6 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         self.system.reset(self.np_random)
         self._started = True
-        self._episode: list[tuple[float, float, bool]] = []  # (delay, energy, missed) per task
         return self._observe()
 
     def _check_action(self, action: Any, mask: np.ndarray) -> tuple[int, str]:
@@ -276,10 +302,8 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
             delay_s=delay,
             energy_j=energy,
         )
-        self._episode.append((delay, energy, missed))
-        if done:
-            d, e, miss = (np.array(x, dtype=float) for x in zip(*self._episode, strict=True))
-            info["episode_kpis"] = episode_kpis(d, e, miss, w)
+        if done:  # the system logged the episode's tasks
+            info["episode_kpis"] = episode_kpis(*self.system.task_log[:, :1], w)[0]
         return obs, reward, False, done, info
 
     def render(self) -> str | None:

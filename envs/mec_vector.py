@@ -57,9 +57,6 @@ class MecOffloadVectorEnv(VectorEnv):
             self._rng = np.random.default_rng(seed)
         self.system.reset(self._rng)
         self._started = True
-        tasks = self.config.episode_tasks
-        self._episode = np.zeros((3, self.num_envs, tasks))  # delay, energy, missed of each task so far
-        self._episode_len = np.zeros(self.num_envs, dtype=np.int64)
         self.system.observe()
         return self.system.obs.copy(), self._mask_info()
 
@@ -78,11 +75,13 @@ class MecOffloadVectorEnv(VectorEnv):
         if actions.shape != (self.num_envs,):
             raise ValueError(f"actions must have shape ({self.num_envs},), got {np.shape(actions)}")
         n_actions = self.single_action_space.n
-        if not np.all(np.isfinite(actions)) or np.any(actions != np.round(actions)):
+        if actions.dtype.kind not in "iu" and (
+            actions.dtype.kind not in "fb" or not np.all(np.isfinite(actions)) or np.any(actions % 1)
+        ):
             raise ValueError(f"actions must be integers, got {actions}")
-        if np.any((actions < 0) | (actions >= n_actions)):
+        if actions.min() < 0 or actions.max() >= n_actions:
             raise ValueError(f"actions must be integers in 0..{n_actions - 1}, got {actions}")
-        actions = actions.astype(np.int64)
+        actions = actions.astype(np.int64, copy=False)
         s = self.system
         valid = s.mask[np.arange(self.num_envs), actions]
         w = s.preference.copy()
@@ -97,18 +96,12 @@ class MecOffloadVectorEnv(VectorEnv):
             "deadline_missed": missed,
             "rejected_action": ~valid,
         }
-        rows = np.flatnonzero(valid)
-        slot = np.minimum(self._episode_len[rows], self.config.episode_tasks - 1)
-        self._episode[:, rows, slot] = (delay[rows], energy[rows], missed[rows])
-        self._episode_len[rows] += 1
         if truncated.any():
             rows = np.flatnonzero(truncated)
             kpis = np.empty(self.num_envs, dtype=object)
-            for i in rows:
-                d, e, miss = self._episode[:, i, : self._episode_len[i]]
-                kpis[i] = episode_kpis(d, e, miss, w[i])
+            # the system logged each finished episode's episode_tasks tasks (rejections do not count)
+            kpis[rows] = episode_kpis(*s.task_log[:, rows], w[rows])
             infos["episode_kpis"], infos["_episode_kpis"] = kpis, truncated.copy()
-            self._episode_len[rows] = 0
             infos["final_obs"] = obs.copy()
             infos["_final_obs"] = truncated.copy()
             s.reset(self._rng, rows)

@@ -16,7 +16,13 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-jit = nb.njit(cache=True)
+# The batched kernels (entry points from Python) only index arrays they are given and allocate
+# nothing, so they run without numba's reference counting (``_nrt=False``): with it, every array
+# handed to a per-row rule is incref'd and decref'd atomically, which made the observation kernel
+# 8-10x slower. Per-row rules are inlined into the kernels (and also callable from Python, with
+# reference counting, e.g. on arrays).
+jit = nb.njit(cache=True, _nrt=False)
+rule = nb.njit(cache=True, inline="always")
 
 LOCAL, CLOUD, FIRST_EDGE = 0, 1, 2  # action indices; edges are 2 .. 2 + max_edges - 1
 QUEUE_SLOTS = 8  # tasks remembered per edge (start and finish), for backfilling and the histogram
@@ -30,6 +36,18 @@ P_WAN_DELAY, P_WAN_BANDWIDTH, P_TX_POWER, P_MIN_RATE, P_DELAY_REF, P_ENERGY_REF 
 # Columns of the per-row outcome of an executed task (``result`` below).
 R_DELAY, R_ENERGY, R_DELAY_TERM, R_ENERGY_TERM, R_COST, R_MISSED, R_NEEDS_BLOCK = range(7)
 RESULT_COLUMNS = 7
+# The scalar metrics a system reports before a decision (``scalars`` in ``observe``), in order.
+SCALAR_METRICS = (
+    "task_bits",
+    "deadline_s",
+    "local_time_s",
+    "local_energy_j",
+    "local_wait_s",
+    "cloud_speed",
+    "preference",
+    "time_s",
+    "device_type",  # an index, reported as a float here
+)
 
 # Observation layout.
 MAX_DEVICE_TYPES = 3
@@ -42,13 +60,13 @@ DELAY_REF_S = 0.5  # T_ref: default normaliser of delay in the scalarised cost (
 ENERGY_REF_J = 0.5  # E_ref: default normaliser of device energy (MecConfig.energy_ref_j)
 
 
-@jit
+@rule
 def normalised_objectives(delay_s, energy_j, delay_ref_s, energy_ref_j):
     """(delay / T_ref, energy / E_ref): the two objectives on a common scale (floats or arrays)."""
     return delay_s / delay_ref_s, energy_j / energy_ref_j
 
 
-@jit
+@rule
 def scalarised_cost(delay_s, energy_j, w, delay_ref_s, energy_ref_j):
     """``w·d/T_ref + (1−w)·e/E_ref``: the MEC envs' reward is its negative, GreedyWeighted its argmin
     and the expected utility its mean (floats or arrays)."""
@@ -57,20 +75,20 @@ def scalarised_cost(delay_s, energy_j, w, delay_ref_s, energy_ref_j):
 
 
 # -- radio: what sending costs ----------------------------------------------------------------------
-@jit
+@rule
 def upload_s(bits, rate_bps):
     """Seconds to send ``bits`` at ``rate_bps`` (rates floored at ``MIN_RATE_BPS``)."""
     return bits / np.maximum(rate_bps, MIN_RATE_BPS)
 
 
-@jit
+@rule
 def transmit_energy_j(bits, rate_bps, tx_power_w):
     """Device energy to send ``bits`` at ``rate_bps`` with power ``tx_power_w``: p * s / r."""
     return tx_power_w * bits / np.maximum(rate_bps, MIN_RATE_BPS)
 
 
 # -- queueing --------------------------------------------------------------------------------------
-@jit
+@rule
 def earliest_start(arrive, run, starts, finishes, busy):
     """When a task whose data reaches an edge at ``arrive`` and runs for ``run`` can start.
 
@@ -81,34 +99,32 @@ def earliest_start(arrive, run, starts, finishes, busy):
     still pending the schedule may be longer, so the task goes after ``busy`` (the latest finish
     ever scheduled there: no finish is later than ``busy``).
     """
-    if not busy > arrive:  # nothing is scheduled after the arrival
-        return arrive
-    live = 0
-    for k in range(QUEUE_SLOTS):
-        live += finishes[k] > arrive
-    if live >= QUEUE_SLOTS:
-        return max(arrive, busy)
-    best = np.inf
-    # Candidates: the arrival and every finish after it. A candidate clashes with a task iff the
-    # task starts before the candidate's end and finishes after the candidate.
-    for c in range(-1, QUEUE_SLOTS):
-        cand = arrive
-        if c >= 0:
-            if not finishes[c] > arrive:
-                continue
-            cand = finishes[c]
-        first_after = np.inf  # earliest start among the tasks finishing after the candidate
+    start = arrive  # when nothing is scheduled after the arrival
+    if busy > arrive:
+        live = 0
         for k in range(QUEUE_SLOTS):
-            if finishes[k] > cand and starts[k] < first_after:
-                first_after = starts[k]
-        if not first_after < cand + run and cand < best:
-            best = cand
-    if not np.isfinite(best):  # not reached: nothing runs after the last finish
-        return max(arrive, busy)
-    return best
+            live += finishes[k] > arrive
+        start = max(arrive, busy)  # all slots live: the schedule may go on beyond them
+        if live < QUEUE_SLOTS:
+            # Candidates: the arrival and every finish after it. A candidate clashes with a task
+            # iff the task starts before the candidate's end and finishes after the candidate.
+            best = np.inf
+            for c in range(-1, QUEUE_SLOTS):
+                if c >= 0 and not finishes[c] > arrive:
+                    continue
+                cand = arrive if c < 0 else finishes[c]
+                first_after = np.inf  # earliest start among the tasks finishing after the candidate
+                for k in range(QUEUE_SLOTS):
+                    if finishes[k] > cand and starts[k] < first_after:
+                        first_after = starts[k]
+                if not first_after < cand + run and cand < best:
+                    best = cand
+            if np.isfinite(best):  # else (not reached: nothing runs after the last finish) after it
+                start = best
+    return start
 
 
-@jit
+@rule
 def _commit_edge(q, e, start, finish, edge_busy, edge_ring, edge_ring_start, ring_pos):
     """Record a task running on edge ``e`` of queue row ``q`` from ``start`` to ``finish``."""
     if finish > edge_busy[q, e]:
@@ -120,7 +136,7 @@ def _commit_edge(q, e, start, finish, edge_busy, edge_ring, edge_ring_start, rin
 
 
 # -- outcomes of a decision --------------------------------------------------------------------------
-@jit
+@rule
 def action_outcome(
     r, q, a, now, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring, edge_ring_start,
     local_busy, user_device, task_f, task_i, input_bits, local_time, local_energy, edge_time,
@@ -133,25 +149,29 @@ def action_outcome(
     t_now = now[r]
     u, j = task_i[r, 0], task_i[r, 1]
     bits = input_bits[j]
+    rate = task_f[r, a]  # task_f: deadline, cloud access rate, edge rates (a >= CLOUD)
+    e = a - FIRST_EDGE
     if a == LOCAL:
         dev = user_device[r, u]
-        return max(t_now, local_busy[q, u]) + local_time[dev, j] - t_now, local_energy[dev, j]
-    rate = task_f[r, a]  # task_f: deadline, cloud access rate, edge rates
-    energy = transmit_energy_j(bits, rate, params[P_TX_POWER])
-    if a == CLOUD:
+        delay = max(t_now, local_busy[q, u]) + local_time[dev, j] - t_now
+        energy = local_energy[dev, j]
+    elif a == CLOUD:
         delay = upload_s(bits, rate) + params[P_WAN_DELAY] + upload_s(bits, params[P_WAN_BANDWIDTH])
-        return delay + cloud_time[j] / cloud_speed[r], energy
-    e = a - FIRST_EDGE
-    if not edge_exists[r, e]:
-        return np.inf, 0.0
-    run = edge_time[j] / edge_speed[r, e]
-    start = earliest_start(
-        t_now + upload_s(bits, rate), run, edge_ring_start[q, e], edge_ring[q, e], edge_busy[q, e]
-    )
-    return start + run - t_now, energy
+        delay = delay + cloud_time[j] / cloud_speed[r]
+        energy = transmit_energy_j(bits, rate, params[P_TX_POWER])
+    elif edge_exists[r, e]:
+        run = edge_time[j] / edge_speed[r, e]
+        start = earliest_start(
+            t_now + upload_s(bits, rate), run, edge_ring_start[q, e], edge_ring[q, e], edge_busy[q, e]
+        )
+        delay = start + run - t_now
+        energy = transmit_energy_j(bits, rate, params[P_TX_POWER])
+    else:
+        delay, energy = np.inf, 0.0
+    return delay, energy
 
 
-@jit
+@rule
 def split_outcome(
     r, q, k, now, edge_speed, edge_busy, edge_ring, edge_ring_start, local_busy, user_device, task_f,
     task_i, prefix_time, prefix_energy, suffix_edge_time, split_bits, params,
@@ -174,18 +194,19 @@ def split_outcome(
     return finish - t_now, prefix_energy[dev, j, k] + transmit_energy_j(bits, rate, params[P_TX_POWER])
 
 
-@jit
+@rule
 def action_allowed(r, a, edge_exists, task_f, params):
     """Local always; the cloud and each existing edge unless its uplink is in outage (rate below
     ``min_rate_bps`` after this task's fading draw)."""
-    if a == LOCAL:
-        return True
-    if a >= FIRST_EDGE and not edge_exists[r, a - FIRST_EDGE]:
-        return False
-    return task_f[r, a] >= params[P_MIN_RATE]
+    allowed = True
+    if a >= FIRST_EDGE:
+        allowed = edge_exists[r, a - FIRST_EDGE] and task_f[r, a] >= params[P_MIN_RATE]
+    elif a == CLOUD:
+        allowed = task_f[r, a] >= params[P_MIN_RATE]
+    return allowed
 
 
-@jit
+@rule
 def split_allowed(r, k, task_f, task_i, num_layers, params):
     """Split points that exist for the task's DNN; only k = L (all on the device) in outage."""
     layers = num_layers[task_i[r, 1]]
@@ -193,38 +214,44 @@ def split_allowed(r, k, task_f, task_i, num_layers, params):
 
 
 # -- executing a decision -----------------------------------------------------------------------------
-@jit
-def _record(r, delay, energy, w, deadline, result, params):
-    """The outcome columns of ``result[r]`` (delay, energy, reward terms, cost, missed)."""
+@rule
+def _record(r, delay, energy, w, deadline, k, result, task_log, params):
+    """The outcome columns of ``result[r]`` (delay, energy, reward terms, cost, missed), and the
+    episode's ``k``-th task in ``task_log[:, r, k]`` (delay, energy, missed; while it fits)."""
     d_term, e_term = normalised_objectives(delay, energy, params[P_DELAY_REF], params[P_ENERGY_REF])
+    missed = delay > deadline
     result[r, R_DELAY] = delay
     result[r, R_ENERGY] = energy
     result[r, R_DELAY_TERM] = -d_term
     result[r, R_ENERGY_TERM] = -e_term
     result[r, R_COST] = scalarised_cost(delay, energy, w, params[P_DELAY_REF], params[P_ENERGY_REF])
-    result[r, R_MISSED] = delay > deadline
+    result[r, R_MISSED] = missed
+    if k < task_log.shape[2]:
+        task_log[0, r, k] = delay
+        task_log[1, r, k] = energy
+        task_log[2, r, k] = missed
 
 
-@jit
+@rule
 def _next_task(r, tasks_done, task_index, now, task_f, task_i, block_gap, block_f, block_i, result):
     """Count the executed task and make row ``r``'s next drawn task pending; if its block of drawn
     tasks is used up, flag the row (the caller draws a new block, which needs the row's RNG)."""
     tasks_done[r] += 1
     i = task_index[r] + 1
-    if i >= block_gap.shape[1]:
-        result[r, R_NEEDS_BLOCK] = 1.0
-        return
-    result[r, R_NEEDS_BLOCK] = 0.0
-    _load_task(r, i, task_index, now, task_f, task_i, block_gap, block_f, block_i)
+    result[r, R_NEEDS_BLOCK] = i >= block_gap.shape[1]
+    if i < block_gap.shape[1]:
+        _load_task(r, i, task_index, now, task_f, task_i, block_gap, block_f, block_i)
 
 
-@jit
+@rule
 def _load_task(r, i, task_index, now, task_f, task_i, block_gap, block_f, block_i):
     """Task ``i`` of row ``r``'s block becomes pending; it arrives ``block_gap`` after the last."""
     task_index[r] = i
     now[r] += block_gap[r, i]
-    task_f[r, :] = block_f[r, i]
-    task_i[r, :] = block_i[r, i]
+    for c in range(task_f.shape[1]):
+        task_f[r, c] = block_f[r, i, c]
+    for c in range(task_i.shape[1]):
+        task_i[r, c] = block_i[r, i, c]
 
 
 @jit
@@ -238,10 +265,11 @@ def apply_actions(
     rows, queue_rows, actions, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy,
     edge_ring, edge_ring_start, ring_pos, local_busy, user_device, tasks_done, task_index, task_f,
     task_i, block_gap, block_f, block_i, input_bits, local_time, local_energy, edge_time, cloud_time,
-    params, result,
+    params, result, task_log,
 ):  # fmt: skip
     """Execute ``actions[n]`` (valid) for the pending task of ``rows[n]`` in order, using and
-    updating the queues of ``queue_rows[n]``; fill ``result[rows[n]]`` and load the next tasks."""
+    updating the queues of ``queue_rows[n]``; fill ``result[rows[n]]``, log the task and load the
+    next tasks."""
     for n in range(rows.size):
         r, q, a = rows[n], queue_rows[n], actions[n]
         delay, energy = action_outcome(
@@ -256,7 +284,7 @@ def apply_actions(
             e = a - FIRST_EDGE
             run = edge_time[task_i[r, 1]] / edge_speed[r, e]
             _commit_edge(q, e, finish - run, finish, edge_busy, edge_ring, edge_ring_start, ring_pos)
-        _record(r, delay, energy, preference[r], task_f[r, 0], result, params)
+        _record(r, delay, energy, preference[r], task_f[r, 0], tasks_done[r], result, task_log, params)
         _next_task(r, tasks_done, task_index, now, task_f, task_i, block_gap, block_f, block_i, result)
 
 
@@ -264,7 +292,7 @@ def apply_actions(
 def apply_splits(
     rows, splits, now, preference, edge_speed, edge_busy, edge_ring, edge_ring_start, ring_pos,
     local_busy, user_device, tasks_done, task_index, task_f, task_i, block_gap, block_f, block_i,
-    prefix_time, prefix_energy, suffix_edge_time, split_bits, params, result,
+    prefix_time, prefix_energy, suffix_edge_time, split_bits, params, result, task_log,
 ):  # fmt: skip
     """Execute the pending tasks of ``rows`` split after ``splits[n]`` layers (valid splits)."""
     for n in range(rows.size):
@@ -281,12 +309,12 @@ def apply_splits(
             finish = now[r] + delay
             run = suffix_edge_time[j, k] / edge_speed[r, e]
             _commit_edge(r, e, finish - run, finish, edge_busy, edge_ring, edge_ring_start, ring_pos)
-        _record(r, delay, energy, preference[r], task_f[r, 0], result, params)
+        _record(r, delay, energy, preference[r], task_f[r, 0], tasks_done[r], result, task_log, params)
         _next_task(r, tasks_done, task_index, now, task_f, task_i, block_gap, block_f, block_i, result)
 
 
 # -- what a system reports before a decision ---------------------------------------------------------
-@jit
+@rule
 def _queue_row(r, now, edge_busy, edge_ring, wait, queued, hist):
     """Per edge of row ``r``: seconds of queued work, tasks queued, and the GMORL-style histogram of
     the queued tasks' remaining time."""
@@ -294,7 +322,8 @@ def _queue_row(r, now, edge_busy, edge_ring, wait, queued, hist):
     for e in range(edge_busy.shape[1]):
         wait[r, e] = max(edge_busy[r, e] - t_now, 0.0)
         queued[r, e] = 0
-        hist[r, e, :] = 0.0
+        for b in range(HIST_BINS):
+            hist[r, e, b] = 0.0
         if wait[r, e] == 0.0:  # every task there has finished (no finish is after busy)
             continue
         for s in range(QUEUE_SLOTS):
@@ -308,20 +337,30 @@ def _queue_row(r, now, edge_busy, edge_ring, wait, queued, hist):
 def observe(
     rows, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring, edge_ring_start,
     local_busy, user_device, task_f, task_i, input_bits, local_time, local_energy, edge_time,
-    cloud_time, params, task_metrics, device_type, wait, queued, hist, delay, energy, mask, obs,
+    cloud_time, params, scalars, speeds, rates, wait, queued, hist, delay, energy, mask, obs,
 ):  # fmt: skip
-    """The metrics of ``rows`` (task: bits, local time, local energy, local wait; device type; per
-    edge: wait, queued, histogram; per action: delay and energy estimates and the mask) and
-    their observations (``encode_row``)."""
+    """The metrics of ``rows`` before a decision and their observations (``encode_row``):
+    ``scalars`` (``SCALAR_METRICS``), and per edge the speed, per link the rate (cloud access,
+    edges), per edge the queued work, tasks and histogram, per action the delay and energy
+    estimates and the mask."""
     for n in range(rows.size):
         r = rows[n]
+        t_now = now[r]
         u, j = task_i[r, 0], task_i[r, 1]
         dev = user_device[r, u]
-        device_type[r] = dev
-        task_metrics[r, 0] = input_bits[j]
-        task_metrics[r, 1] = local_time[dev, j]
-        task_metrics[r, 2] = local_energy[dev, j]
-        task_metrics[r, 3] = max(local_busy[r, u] - now[r], 0.0)
+        scalars[r, 0] = input_bits[j]
+        scalars[r, 1] = task_f[r, 0]
+        scalars[r, 2] = local_time[dev, j]
+        scalars[r, 3] = local_energy[dev, j]
+        scalars[r, 4] = max(local_busy[r, u] - t_now, 0.0)
+        scalars[r, 5] = cloud_speed[r]
+        scalars[r, 6] = preference[r]
+        scalars[r, 7] = t_now
+        scalars[r, 8] = dev
+        for e in range(speeds.shape[1]):
+            speeds[r, e] = edge_speed[r, e]
+        for c in range(rates.shape[1]):
+            rates[r, c] = task_f[r, 1 + c]
         _queue_row(r, now, edge_busy, edge_ring, wait, queued, hist)
         for a in range(delay.shape[1]):
             delay[r, a], energy[r, a] = action_outcome(
@@ -331,10 +370,9 @@ def observe(
             )  # fmt: skip
             mask[r, a] = action_allowed(r, a, edge_exists, task_f, params)
         encode_row(
-            obs[r], task_metrics[r, 0], task_f[r, 0], task_metrics[r, 1], task_metrics[r, 2], dev,
-            task_metrics[r, 3], edge_exists[r], cloud_speed[r], edge_speed[r], task_f[r, 1:], wait[r],
-            queued[r], hist[r], preference[r], delay[r], energy[r], params[P_DELAY_REF],
-            params[P_ENERGY_REF],
+            obs[r], scalars[r, 0], scalars[r, 1], scalars[r, 2], scalars[r, 3], dev, scalars[r, 4],
+            edge_exists[r], scalars[r, 5], speeds[r], rates[r], wait[r], queued[r], hist[r],
+            scalars[r, 6], delay[r], energy[r], params[P_DELAY_REF], params[P_ENERGY_REF],
         )  # fmt: skip
 
 
@@ -368,17 +406,13 @@ def action_masks(edge_exists, task_f, params, mask):
 
 
 # -- observations -------------------------------------------------------------------------------------
-@jit
+@rule
 def _unit(x):
     """``x`` clipped to [0, 1] before it is rounded to float32 (NaN stays NaN)."""
-    if x < 0.0:
-        return 0.0
-    if x > 1.0:
-        return 1.0
-    return x
+    return 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
 
 
-@jit
+@rule
 def encode_row(
     out, task_bits, deadline_s, local_time_s, local_energy_j, device_type, local_wait_s, edge_exists,
     cloud_speed, edge_speed, rates_bps, edge_wait_s, edge_queued, edge_histogram, preference,
@@ -426,7 +460,7 @@ def encode_row(
         out[at + 2 + n + a] = _unit(1.0 - 1.0 / (1.0 + cost))
 
 
-@jit
+@rule
 def encode_split_row(out, deadline_s, split_delay_estimate_s, split_energy_estimate_j, energy_ref_j):
     """DnnSplit's extra observation: per split point, delay / deadline and energy / E_ref, each
     clipped to [0, 1] (an unavailable split, +inf delay, gives 1; a NaN delay ratio gives 0)."""

@@ -175,7 +175,7 @@ class MecBatch:
     def __init__(self, config: MecConfig, batch: int) -> None:
         self.config = config
         self.batch = batch
-        self.tables = t = config.tables
+        self.tables = config.tables
         b, n, m, a = batch, config.num_users, config.max_edges, config.max_edges + 2
         self.rows = np.arange(b)
         self.num_edges = np.zeros(b, dtype=np.int64)
@@ -213,43 +213,61 @@ class MecBatch:
         params[rules.P_ENERGY_REF] = config.energy_ref_j
         self.params = np.array(params, dtype=float)
         self.result = np.zeros((b, RESULT_COLUMNS))  # outcome of each row's last executed task
-        # Filled by observe():
-        self.task_metrics = np.zeros((b, 4))  # task bits, local time s, local energy J, local wait s
-        self.device_type = np.zeros(b, dtype=np.int64)
-        self.edge_wait = np.zeros((b, m))
+        self.task_log = np.zeros((3, b, config.episode_tasks))  # delay, energy, missed per task
+        # What observe() reports, one row per system: the scalar metrics and the per-edge/-link/
+        # -action arrays side by side (views in _bind), so one copy of a row holds them all.
+        self.layout = {"scalars": (len(rules.SCALAR_METRICS),), "edge_speed": (m,), "rates_bps": (m + 1,)}
+        self.layout.update(edge_wait_s=(m,), edge_histogram=(m, HIST_BINS))
+        self.layout.update(delay_estimate_s=(a,), energy_estimate_j=(a,))
+        self.reported = np.zeros((b, sum(int(np.prod(shape)) for shape in self.layout.values())))
         self.edge_queued = np.zeros((b, m), dtype=np.int64)
-        self.edge_histogram = np.zeros((b, m, HIST_BINS))
-        self.delay_estimate = np.zeros((b, a))  # per action: local, cloud, edges
-        self.energy_estimate = np.zeros((b, a))
         self.mask = np.zeros((b, a), dtype=bool)
         self.obs = np.zeros((b, observation_size(config)), dtype=np.float32)
         # Filled by observe_splits() (DnnSplit): per split point k = 0 .. L.
-        splits = t.split_bits.shape[1]
+        splits = self.tables.split_bits.shape[1]
         self.split_delay = np.zeros((b, splits))
         self.split_energy = np.zeros((b, splits))
         self.split_mask = np.zeros((b, splits), dtype=bool)
         self.split_obs = np.zeros((b, 2 * splits), dtype=np.float32)
-        self._action = np.zeros(1, dtype=np.int64)
+        self._bind()
+
+    def _bind(self) -> None:
+        """Views into ``reported`` and the argument lists of the kernels (rebuilt after unpickling:
+        pickle keeps no views)."""
+        b, t = self.batch, self.tables
+        self.slices: dict[str, slice] = {}
+        views = {}
+        start = 0
+        for name, shape in self.layout.items():
+            stop = start + int(np.prod(shape))
+            self.slices[name] = slice(start, stop)
+            views[name] = self.reported[:, start:stop].reshape(b, *shape)
+            assert np.shares_memory(views[name], self.reported)
+            start = stop
+        self.scalars = views["scalars"]
+        self.edge_wait, self.edge_histogram = views["edge_wait_s"], views["edge_histogram"]
+        self.delay_estimate, self.energy_estimate = views["delay_estimate_s"], views["energy_estimate_j"]
         tables = (t.input_bits, t.local_time, t.local_energy, t.edge_time, t.cloud_time)
         queues = (self.edge_busy, self.edge_ring, self.edge_ring_start)
         pending = (self.local_busy, self.user_device)
         block = (self.block_gap, self.block_f, self.block_i)
         split_tables = (t.prefix_time, t.prefix_energy, t.suffix_edge_time, t.split_bits)
+        self._action = np.zeros(1, dtype=np.int64)
         self._apply_args = (
             self.now, self.preference, self.cloud_speed, self.edge_exists, self.edge_speed, *queues,
             self.ring_pos, *pending, self.tasks_done, self.task_index, self.task_f, self.task_i, *block,
-            *tables, self.params, self.result,
+            *tables, self.params, self.result, self.task_log,
         )  # fmt: skip
         self._observe_args = (
             self.now, self.preference, self.cloud_speed, self.edge_exists, self.edge_speed, *queues,
-            *pending, self.task_f, self.task_i, *tables, self.params, self.task_metrics,
-            self.device_type, self.edge_wait, self.edge_queued, self.edge_histogram,
+            *pending, self.task_f, self.task_i, *tables, self.params, self.scalars, views["edge_speed"],
+            views["rates_bps"], self.edge_wait, self.edge_queued, self.edge_histogram,
             self.delay_estimate, self.energy_estimate, self.mask, self.obs,
         )  # fmt: skip
         self._apply_split_args = (
             self.now, self.preference, self.edge_speed, *queues, self.ring_pos, *pending,
             self.tasks_done, self.task_index, self.task_f, self.task_i, *block, *split_tables,
-            self.params, self.result,
+            self.params, self.result, self.task_log,
         )  # fmt: skip
         self._observe_split_args = (
             self.now, self.edge_speed, *queues, *pending, self.task_f, self.task_i, *split_tables,
@@ -257,6 +275,15 @@ class MecBatch:
             self.split_obs,
         )  # fmt: skip
         self._load_args = (self.task_index, self.now, self.task_f, self.task_i, *block)
+
+    _DERIVED = ("slices", "scalars", "edge_wait", "edge_histogram", "delay_estimate", "energy_estimate")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k not in self._DERIVED and not k.startswith("_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind()
 
     # Views of the pending task (properties, so copies and pickles stay consistent).
     deadline = property(lambda self: self.task_f[:, 0])
@@ -360,50 +387,53 @@ class MecBatch:
 
     def metrics(self) -> dict[str, np.ndarray]:
         """Every row's metrics (arrays with a leading batch axis) after ``observe()``."""
+        scalars = dict(zip(rules.SCALAR_METRICS, self.scalars.T.copy(), strict=True))
+        b = self.batch
+        per_row = {k: self.reported[:, s].reshape(b, *self.layout[k]).copy() for k, s in self.slices.items()}
         return {
-            "task_bits": self.task_metrics[:, 0].copy(),
-            "deadline_s": self.deadline.copy(),
-            "local_time_s": self.task_metrics[:, 1].copy(),
-            "local_energy_j": self.task_metrics[:, 2].copy(),
-            "device_type": self.device_type.copy(),
-            "local_wait_s": self.task_metrics[:, 3].copy(),
+            **{k: scalars[k] for k in ("task_bits", "deadline_s", "local_time_s", "local_energy_j")},
+            "device_type": scalars["device_type"].astype(np.int64),
+            "local_wait_s": scalars["local_wait_s"],
             "edge_exists": self.edge_exists.copy(),
-            "edge_speed": self.edge_speed.copy(),
-            "cloud_speed": self.cloud_speed.copy(),
-            "rates_bps": self.rates.copy(),  # [cloud access, edges...]
-            "edge_wait_s": self.edge_wait.copy(),
+            "edge_speed": per_row["edge_speed"],
+            "cloud_speed": scalars["cloud_speed"],
+            "rates_bps": per_row["rates_bps"],  # [cloud access, edges...]
+            "edge_wait_s": per_row["edge_wait_s"],
             "edge_queued": self.edge_queued.copy(),
-            "edge_histogram": self.edge_histogram.copy(),
-            "preference": self.preference.copy(),
-            "delay_estimate_s": self.delay_estimate.copy(),  # per action: local, cloud, edges
-            "energy_estimate_j": self.energy_estimate.copy(),
+            "edge_histogram": per_row["edge_histogram"],
+            "preference": scalars["preference"],
+            "delay_estimate_s": per_row["delay_estimate_s"],  # per action: local, cloud, edges
+            "energy_estimate_j": per_row["energy_estimate_j"],
             "num_edges": self.num_edges.copy(),
-            "time_s": self.now.copy(),
+            "time_s": scalars["time_s"],
         }
 
     def row_metrics(self, r: int) -> dict[str, Any]:
         """``metrics()`` of row ``r`` after ``observe()``: Python numbers for scalars, fresh arrays
         otherwise (what the scalar and multi-agent envs put in ``info["metrics"]``)."""
-        bits, local_time, local_energy, local_wait = self.task_metrics[r].tolist()
+        row, sl = self.reported[r].copy(), self.slices
+        bits, deadline, local_time, local_energy, local_wait, cloud_speed, w, now, device = row[
+            sl["scalars"]
+        ].tolist()
         return {
             "task_bits": bits,
-            "deadline_s": self.task_f[r, 0].item(),
+            "deadline_s": deadline,
             "local_time_s": local_time,
             "local_energy_j": local_energy,
-            "device_type": self.device_type[r].item(),
+            "device_type": int(device),
             "local_wait_s": local_wait,
             "edge_exists": self.edge_exists[r].copy(),
-            "edge_speed": self.edge_speed[r].copy(),
-            "cloud_speed": self.cloud_speed[r].item(),
-            "rates_bps": self.task_f[r, 1:].copy(),
-            "edge_wait_s": self.edge_wait[r].copy(),
+            "edge_speed": row[sl["edge_speed"]],
+            "cloud_speed": cloud_speed,
+            "rates_bps": row[sl["rates_bps"]],
+            "edge_wait_s": row[sl["edge_wait_s"]],
             "edge_queued": self.edge_queued[r].copy(),
-            "edge_histogram": self.edge_histogram[r].copy(),
-            "preference": self.preference[r].item(),
-            "delay_estimate_s": self.delay_estimate[r].copy(),
-            "energy_estimate_j": self.energy_estimate[r].copy(),
-            "num_edges": self.num_edges[r].item(),
-            "time_s": self.now[r].item(),
+            "edge_histogram": row[sl["edge_histogram"]].reshape(self.layout["edge_histogram"]),
+            "preference": w,
+            "delay_estimate_s": row[sl["delay_estimate_s"]],
+            "energy_estimate_j": row[sl["energy_estimate_j"]],
+            "num_edges": int(self.num_edges[r]),
+            "time_s": now,
         }
 
     # -- executing decisions ---------------------------------------------------------------------------
@@ -413,8 +443,8 @@ class MecBatch:
         rows not executed)."""
         actions = np.asarray(actions, dtype=np.int64)
         rows = self.rows if valid is None else np.flatnonzero(valid)
-        rules.apply_actions(rows, rows, actions[rows], *self._apply_args)
-        return self._executed(rows, rng)
+        rules.apply_actions(rows, rows, actions if valid is None else actions[rows], *self._apply_args)
+        return self._executed(valid, rng)
 
     def apply_one(self, row: int, action: int, rng: np.random.Generator, queue_row: int | None = None):
         """Execute row ``row``'s pending task with the valid ``action``, using the queues of
@@ -432,16 +462,20 @@ class MecBatch:
         missed, done) for every row."""
         splits = np.asarray(splits, dtype=np.int64)
         rules.apply_splits(self.rows, splits, *self._apply_split_args)
-        return self._executed(self.rows, rng)
+        return self._executed(None, rng)
 
-    def _executed(self, rows: np.ndarray, rng: np.random.Generator):
-        """After executing ``rows``: new blocks where they ran out; (delay, energy, missed, done)."""
-        spent = rows[self.result[rows, R_NEEDS_BLOCK] > 0]
-        if spent.size:
-            self._new_block(rng, spent)
-        delay, energy = np.full(self.batch, np.nan), np.full(self.batch, np.nan)
-        missed = np.zeros(self.batch, dtype=bool)
-        delay[rows] = self.result[rows, rules.R_DELAY]
-        energy[rows] = self.result[rows, rules.R_ENERGY]
-        missed[rows] = self.result[rows, rules.R_MISSED] > 0
+    def _executed(self, valid: np.ndarray | None, rng: np.random.Generator):
+        """After executing the ``valid`` rows (None: all): new blocks where they ran out; (delay,
+        energy, missed, done) for every row."""
+        result = self.result
+        spent = result[:, R_NEEDS_BLOCK] > 0
+        if valid is not None:
+            spent &= valid
+        if spent.any():
+            self._new_block(rng, np.flatnonzero(spent))
+        delay, energy = result[:, rules.R_DELAY].copy(), result[:, rules.R_ENERGY].copy()
+        missed = result[:, rules.R_MISSED] > 0
+        if valid is not None:
+            delay[~valid] = energy[~valid] = np.nan
+            missed &= valid
         return delay, energy, missed, self.tasks_done >= self.config.episode_tasks
