@@ -83,13 +83,12 @@ class MecOffloadVectorEnv(VectorEnv):
             raise ValueError(f"actions must be integers in 0..{n_actions - 1}, got {actions}")
         actions = actions.astype(np.int64, copy=False)
         s = self.system
-        valid = s.mask[np.arange(self.num_envs), actions]
-        w = s.preference.copy()
+        valid = np.take_along_axis(s.mask, actions[:, None], axis=1)[:, 0]
         delay, energy, missed, done = s.apply(actions, self._rng, valid)
         reward = np.where(valid, -s.result[:, R_COST], -self.invalid_action_penalty)
         truncated = done & valid
-        s.observe()
-        obs = s.obs.copy()
+        obs = np.empty_like(s.obs)  # handed out: a fresh array every step
+        s.observe(obs=obs)
         infos: dict[str, Any] = {
             "delay_s": delay,  # NaN where the action was rejected
             "energy_j": energy,
@@ -100,15 +99,14 @@ class MecOffloadVectorEnv(VectorEnv):
             rows = np.flatnonzero(truncated)
             kpis = np.empty(self.num_envs, dtype=object)
             # the system logged each finished episode's episode_tasks tasks (rejections do not count)
-            kpis[rows] = episode_kpis(*s.task_log[:, rows], w[rows])
+            kpis[rows] = episode_kpis(*s.task_log[:, rows], s.preference[rows])  # w before the reset
             infos["episode_kpis"], infos["_episode_kpis"] = kpis, truncated.copy()
             infos["final_obs"] = obs.copy()
             infos["_final_obs"] = truncated.copy()
             s.reset(self._rng, rows)
-            s.observe(rows)
-            obs[rows] = s.obs[rows]
+            s.observe(rows, obs)
         infos.update(self._mask_info())
-        return obs, reward.astype(np.float64), np.zeros(self.num_envs, dtype=bool), truncated, infos
+        return obs, reward, np.zeros(self.num_envs, dtype=bool), truncated, infos
 
 
 __all__ = ["MecOffloadVectorEnv"]

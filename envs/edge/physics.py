@@ -45,9 +45,12 @@ def mean_snr(distance_m, tx_power_w, bandwidth_hz, noise_figure_db: float = 0.0)
     return tx_power_w * gain / noise_power_w(bandwidth_hz, noise_figure_db)
 
 
-def shannon_rate_bps(bandwidth_hz, snr):
-    """``B log2(1 + snr)`` (bit/s)."""
-    return np.asarray(bandwidth_hz, dtype=float) * np.log2(1.0 + snr)
+def shannon_rate_bps(bandwidth_hz, snr, out=None):
+    """``B log2(1 + snr)`` (bit/s); ``out`` (an array of snr's shape, may be ``snr``) receives it."""
+    if out is None:
+        return np.asarray(bandwidth_hz, dtype=float) * np.log2(1.0 + snr)
+    np.log2(np.add(1.0, snr, out=out), out=out)
+    return np.multiply(np.asarray(bandwidth_hz, dtype=float), out, out=out)
 
 
 def uplink_rate_bps(distance_m, tx_power_w, bandwidth_hz, fading=1.0, noise_figure_db: float = 0.0):

@@ -106,18 +106,21 @@ def earliest_start(arrive, run, starts, finishes, busy):
             live += finishes[k] > arrive
         start = max(arrive, busy)  # all slots live: the schedule may go on beyond them
         if live < QUEUE_SLOTS:
-            # Candidates: the arrival and every finish after it. A candidate clashes with a task
-            # iff the task starts before the candidate's end and finishes after the candidate.
+            # Candidates: the arrival and every finish after it; the earliest one whose run
+            # [cand, cand + run) clashes with no task (one that starts before its end and
+            # finishes after it starts).
             best = np.inf
             for c in range(-1, QUEUE_SLOTS):
-                if c >= 0 and not finishes[c] > arrive:
-                    continue
                 cand = arrive if c < 0 else finishes[c]
-                first_after = np.inf  # earliest start among the tasks finishing after the candidate
+                if not cand < best or (c >= 0 and not cand > arrive):
+                    continue
+                end = cand + run
+                clash = False
                 for k in range(QUEUE_SLOTS):
-                    if finishes[k] > cand and starts[k] < first_after:
-                        first_after = starts[k]
-                if not first_after < cand + run and cand < best:
+                    if finishes[k] > cand and starts[k] < end:
+                        clash = True
+                        break
+                if not clash:
                     best = cand
             if np.isfinite(best):  # else (not reached: nothing runs after the last finish) after it
                 start = best
@@ -258,6 +261,37 @@ def _load_task(r, i, task_index, now, task_f, task_i, block_gap, block_f, block_
 def load_tasks(rows, index, task_index, now, task_f, task_i, block_gap, block_f, block_i):
     for n in range(rows.size):
         _load_task(rows[n], index[n], task_index, now, task_f, task_i, block_gap, block_f, block_i)
+
+
+@jit
+def scale_by_mean_snr(rows, users, user_snr, snr):
+    """``snr[n, i, e] *= user_snr[rows[n], users[n, i], e]``: a drawn fading gain times the mean
+    SNR of the task's user to edge ``e``."""
+    for n in range(rows.size):
+        for i in range(users.shape[1]):
+            for e in range(snr.shape[2]):
+                snr[n, i, e] = user_snr[rows[n], users[n, i], e] * snr[n, i, e]
+
+
+@jit
+def store_block(
+    rows, gaps, users, dnns, deadlines, rates, edge_exists, user_nearest, block_gap, block_f, block_i
+):  # fmt: skip
+    """Write newly drawn tasks into the blocks of ``rows``: gaps, [user, dnn, nearest edge] and
+    [deadline, cloud access rate (the nearest edge's), edge rates (0 for missing edges)]."""
+    for n in range(rows.size):
+        r = rows[n]
+        for i in range(users.shape[1]):
+            u = users[n, i]
+            nearest = user_nearest[r, u]
+            block_gap[r, i] = gaps[n, i]
+            block_i[r, i, 0] = u
+            block_i[r, i, 1] = dnns[n, i]
+            block_i[r, i, 2] = nearest
+            block_f[r, i, 0] = deadlines[n, i]
+            for e in range(rates.shape[2]):
+                block_f[r, i, 2 + e] = rates[n, i, e] if edge_exists[r, e] else 0.0
+            block_f[r, i, 1] = block_f[r, i, 2 + nearest]
 
 
 @jit

@@ -262,7 +262,7 @@ class MecBatch:
             self.now, self.preference, self.cloud_speed, self.edge_exists, self.edge_speed, *queues,
             *pending, self.task_f, self.task_i, *tables, self.params, self.scalars, views["edge_speed"],
             views["rates_bps"], self.edge_wait, self.edge_queued, self.edge_histogram,
-            self.delay_estimate, self.energy_estimate, self.mask, self.obs,
+            self.delay_estimate, self.energy_estimate, self.mask,
         )  # fmt: skip
         self._apply_split_args = (
             self.now, self.preference, self.edge_speed, *queues, self.ring_pos, *pending,
@@ -275,6 +275,7 @@ class MecBatch:
             self.split_obs,
         )  # fmt: skip
         self._load_args = (self.task_index, self.now, self.task_f, self.task_i, *block)
+        self._store_args = (self.edge_exists, self.user_nearest, *block)
 
     _DERIVED = ("slices", "scalars", "edge_wait", "edge_histogram", "delay_estimate", "energy_estimate")
 
@@ -330,22 +331,22 @@ class MecBatch:
         re-drawn per task and link; the cloud is reached through the user's nearest base
         station, an edge site, and then the WAN)."""
         cfg, k, size = self.config, len(rows), self.block_size
-        self.block_gap[rows] = rng.exponential(1.0 / self.arrival_rate[rows, None], (k, size))
-        users = self._draw_users(rng, rows, size)
-        self.block_i[rows, :, 0] = users
-        self.block_i[rows, :, 1] = rng.integers(0, len(cfg.dnns), (k, size))
-        self.block_i[rows, :, 2] = nearest = self.user_nearest[rows[:, None], users]
-        self.block_f[rows, :, 0] = rng.uniform(*cfg.deadline_s, (k, size))
-        snr = self.user_snr[rows[:, None], users] * rng.exponential(1.0, (k, size, cfg.max_edges))
-        rates = np.where(self.edge_exists[rows, None, :], shannon_rate_bps(cfg.bandwidth_hz, snr), 0.0)
-        self.block_f[rows, :, 2:] = rates
-        self.block_f[rows, :, 1] = np.take_along_axis(rates, nearest[:, :, None], axis=2)[:, :, 0]
+        gaps = rng.exponential(1.0 / self.arrival_rate[rows, None], (k, size))
+        users = np.ascontiguousarray(self._draw_users(rng, rows, size))
+        dnns = rng.integers(0, len(cfg.dnns), (k, size))
+        deadlines = rng.uniform(*cfg.deadline_s, (k, size))
+        snr = rng.exponential(1.0, (k, size, cfg.max_edges))  # the fading, then times the mean SNR
+        rules.scale_by_mean_snr(rows, users, self.user_snr, snr)
+        rates = shannon_rate_bps(cfg.bandwidth_hz, snr, out=snr)
+        rules.store_block(rows, gaps, users, dnns, deadlines, rates, *self._store_args)
         rules.load_tasks(rows, np.zeros(k, dtype=np.int64), *self._load_args)
 
     # -- what the systems report before a decision -------------------------------------------------
-    def observe(self, rows: np.ndarray | None = None) -> None:
-        """Fill the metric buffers and observations of ``rows`` (default: all) from the state."""
-        rules.observe(self.rows if rows is None else rows, *self._observe_args)
+    def observe(self, rows: np.ndarray | None = None, obs: np.ndarray | None = None) -> None:
+        """Fill the metric buffers and the observations (``obs``, default ``self.obs``) of ``rows``
+        (default: all) from the state."""
+        rows = self.rows if rows is None else rows
+        rules.observe(rows, *self._observe_args, self.obs if obs is None else obs)
 
     def observe_splits(self, rows: np.ndarray | None = None) -> None:
         """Fill the split estimates, masks and split observations of ``rows`` (DnnSplit)."""
