@@ -217,10 +217,16 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         self.observation_space = spaces.Box(0.0, 1.0, (observation_size(self.config),), np.float32)
         self._started = False
         self._mask = self.system.action_masks()[0]
+        self._action = np.zeros(1, dtype=np.int64)
 
     def _observe(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """Observation and info of the pending task, measured from the system's state."""
+        self.system.observe(self.system.rows)
+        return self._report()
+
+    def _report(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """Observation and info from the system's last observation (fresh arrays)."""
         s = self.system
-        s.observe(s.rows)
         self._mask = s.mask[0].copy()
         self._mask.flags.writeable = False  # handed out in info and kept: nobody changes it
         return s.obs[0].copy(), {"metrics": s.row_metrics(0), "action_mask": self._mask}
@@ -271,7 +277,7 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
                 f"{type(self).__name__}: {message} (rejected; see action_masks(); later rejections "
                 "are reported only in info['rejected_action'])"
             )
-        obs, info = self._observe()  # the same task again
+        obs, info = self._report()  # the same task again
         info["action_mask"] = np.array(info["action_mask"])
         info.update(rejected_action=message, reward_terms={"invalid_action": -self.invalid_action_penalty})
         return obs, -self.invalid_action_penalty, False, False, info
@@ -284,7 +290,9 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         if rejected:
             return self._reject(rejected)
         w = self.system.preference.item()
-        return self._finish_step(w, self.system.apply_one(0, a, self.np_random))
+        self._action[0] = a
+        self.system.step(self._action, self.np_random)  # executes it (allowed) and observes
+        return self._finish_step(w, self.system.result[0].tolist())
 
     def _finish_step(self, w: float, result: list[float]):
         """Reward, observation and info after the task ran (``result``: ``rules.R_*`` columns)."""
@@ -293,7 +301,7 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         done = self.system.tasks_done.item() >= self.config.episode_tasks
         terms = {"delay": delay_term, "energy": energy_term}
         reward = -cost
-        obs, info = self._observe()
+        obs, info = self._report()
         info.update(
             reward_vec=np.array([-delay, -energy]),
             reward_terms=terms,
@@ -343,8 +351,8 @@ class DnnSplitEnv(MecOffloadEnv):
         size = observation_size(self.config) + 2 * self.num_splits
         self.observation_space = spaces.Box(0.0, 1.0, (size,), np.float32)
 
-    def _observe(self) -> tuple[np.ndarray, dict[str, Any]]:
-        obs, info = super()._observe()
+    def _report(self) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = super()._report()
         s = self.system
         s.observe_splits(s.rows)
         info["metrics"]["split_delay_estimate_s"] = s.split_delay[0].copy()
@@ -376,4 +384,5 @@ class DnnSplitEnv(MecOffloadEnv):
             return self._reject(rejected)
         w = float(self.system.preference[0])
         self.system.apply_split(np.array([a]), self.np_random)
+        self.system.observe(self.system.rows)
         return self._finish_step(w, self.system.result[0].tolist())

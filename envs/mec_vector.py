@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from .edge.rules import R_COST
+from .edge.rules import R_COST, R_DELAY, R_ENERGY, R_MISSED
 from .edge.system import MecBatch
 from .mec_offload import check_invalid_action_options, episode_kpis, observation_size, scenario_config
 
@@ -83,16 +83,15 @@ class MecOffloadVectorEnv(VectorEnv):
             raise ValueError(f"actions must be integers in 0..{n_actions - 1}, got {actions}")
         actions = actions.astype(np.int64, copy=False)
         s = self.system
-        valid = np.take_along_axis(s.mask, actions[:, None], axis=1)[:, 0]
-        delay, energy, missed, done = s.apply(actions, self._rng, valid)
-        reward = np.where(valid, -s.result[:, R_COST], -self.invalid_action_penalty)
-        truncated = done & valid
         obs = np.empty_like(s.obs)  # handed out: a fresh array every step
-        s.observe(obs=obs)
+        valid = s.step(actions, self._rng, obs)  # rejected where masked: the task stays pending
+        result = s.result
+        reward = np.where(valid, -result[:, R_COST], -self.invalid_action_penalty)
+        truncated = valid & (s.tasks_done >= self.config.episode_tasks)
         infos: dict[str, Any] = {
-            "delay_s": delay,  # NaN where the action was rejected
-            "energy_j": energy,
-            "deadline_missed": missed,
+            "delay_s": result[:, R_DELAY].copy(),  # NaN where the action was rejected
+            "energy_j": result[:, R_ENERGY].copy(),
+            "deadline_missed": result[:, R_MISSED] > 0,
             "rejected_action": ~valid,
         }
         if truncated.any():

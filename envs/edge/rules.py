@@ -294,6 +294,31 @@ def store_block(
             block_f[r, i, 1] = block_f[r, i, 2 + nearest]
 
 
+@rule
+def _apply_row(
+    r, q, a, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring,
+    edge_ring_start, ring_pos, local_busy, user_device, tasks_done, task_index, task_f, task_i,
+    block_gap, block_f, block_i, input_bits, local_time, local_energy, edge_time, cloud_time, params,
+    result, task_log,
+):  # fmt: skip
+    """Execute action ``a`` (valid) for row ``r``'s pending task, using and updating the queues of
+    row ``q``; fill ``result[r]``, log the task and load the next one."""
+    delay, energy = action_outcome(
+        r, q, a, now, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring, edge_ring_start,
+        local_busy, user_device, task_f, task_i, input_bits, local_time, local_energy, edge_time,
+        cloud_time, params,
+    )  # fmt: skip
+    finish = now[r] + delay
+    if a == LOCAL:
+        local_busy[q, task_i[r, 0]] = finish
+    elif a >= FIRST_EDGE:
+        e = a - FIRST_EDGE
+        run = edge_time[task_i[r, 1]] / edge_speed[r, e]
+        _commit_edge(q, e, finish - run, finish, edge_busy, edge_ring, edge_ring_start, ring_pos)
+    _record(r, delay, energy, preference[r], task_f[r, 0], tasks_done[r], result, task_log, params)
+    _next_task(r, tasks_done, task_index, now, task_f, task_i, block_gap, block_f, block_i, result)
+
+
 @jit
 def apply_actions(
     rows, queue_rows, actions, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy,
@@ -301,25 +326,52 @@ def apply_actions(
     task_i, block_gap, block_f, block_i, input_bits, local_time, local_energy, edge_time, cloud_time,
     params, result, task_log,
 ):  # fmt: skip
-    """Execute ``actions[n]`` (valid) for the pending task of ``rows[n]`` in order, using and
-    updating the queues of ``queue_rows[n]``; fill ``result[rows[n]]``, log the task and load the
-    next tasks."""
+    """``_apply_row`` for ``rows[n]``, ``queue_rows[n]``, ``actions[n]`` in order."""
     for n in range(rows.size):
-        r, q, a = rows[n], queue_rows[n], actions[n]
-        delay, energy = action_outcome(
-            r, q, a, now, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring, edge_ring_start,
-            local_busy, user_device, task_f, task_i, input_bits, local_time, local_energy, edge_time,
-            cloud_time, params,
+        _apply_row(
+            rows[n], queue_rows[n], actions[n], now, preference, cloud_speed, edge_exists, edge_speed,
+            edge_busy, edge_ring, edge_ring_start, ring_pos, local_busy, user_device, tasks_done,
+            task_index, task_f, task_i, block_gap, block_f, block_i, input_bits, local_time,
+            local_energy, edge_time, cloud_time, params, result, task_log,
         )  # fmt: skip
-        finish = now[r] + delay
-        if a == LOCAL:
-            local_busy[q, task_i[r, 0]] = finish
-        elif a >= FIRST_EDGE:
-            e = a - FIRST_EDGE
-            run = edge_time[task_i[r, 1]] / edge_speed[r, e]
-            _commit_edge(q, e, finish - run, finish, edge_busy, edge_ring, edge_ring_start, ring_pos)
-        _record(r, delay, energy, preference[r], task_f[r, 0], tasks_done[r], result, task_log, params)
-        _next_task(r, tasks_done, task_index, now, task_f, task_i, block_gap, block_f, block_i, result)
+
+
+@jit
+def step_rows(
+    actions, valid, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring,
+    edge_ring_start, ring_pos, local_busy, user_device, tasks_done, task_index, task_f, task_i,
+    block_gap, block_f, block_i, input_bits, local_time, local_energy, edge_time, cloud_time, params,
+    result, task_log, scalars, speeds, rates, wait, queued, hist, delay, energy, mask, obs,
+):  # fmt: skip
+    """A step of every row: ``valid[r]`` = whether ``actions[r]`` is allowed (by ``mask``, from
+    the last observation); execute the valid ones (``result`` of the others: NaN delay, energy and
+    cost, not missed) and observe every row except those whose block of tasks ran out (flagged
+    in ``result``: the caller draws their new tasks and observes them). Returns how many ran out."""
+    spent = 0
+    for r in range(actions.size):
+        valid[r] = mask[r, actions[r]]
+        if valid[r]:
+            _apply_row(
+                r, r, actions[r], now, preference, cloud_speed, edge_exists, edge_speed, edge_busy,
+                edge_ring, edge_ring_start, ring_pos, local_busy, user_device, tasks_done, task_index,
+                task_f, task_i, block_gap, block_f, block_i, input_bits, local_time, local_energy,
+                edge_time, cloud_time, params, result, task_log,
+            )  # fmt: skip
+        else:
+            for c in range(RESULT_COLUMNS):
+                result[r, c] = np.nan
+            result[r, R_MISSED] = 0.0
+            result[r, R_NEEDS_BLOCK] = 0.0
+        if result[r, R_NEEDS_BLOCK] > 0:
+            spent += 1
+        else:
+            _observe_row(
+                r, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring,
+                edge_ring_start, local_busy, user_device, task_f, task_i, input_bits, local_time,
+                local_energy, edge_time, cloud_time, params, scalars, speeds, rates, wait, queued, hist,
+                delay, energy, mask, obs,
+            )  # fmt: skip
+    return spent
 
 
 @jit
@@ -367,46 +419,60 @@ def _queue_row(r, now, edge_busy, edge_ring, wait, queued, hist):
                 hist[r, e, np.searchsorted(_HIST_INNER, remaining, side="right")] += 1.0
 
 
+@rule
+def _observe_row(
+    r, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring, edge_ring_start,
+    local_busy, user_device, task_f, task_i, input_bits, local_time, local_energy, edge_time,
+    cloud_time, params, scalars, speeds, rates, wait, queued, hist, delay, energy, mask, obs,
+):  # fmt: skip
+    """The metrics of row ``r`` before a decision and its observation (``encode_row``):
+    ``scalars`` (``SCALAR_METRICS``), and per edge the speed, per link the rate (cloud access,
+    edges), per edge the queued work, tasks and histogram, per action the delay and energy
+    estimates and the mask."""
+    t_now = now[r]
+    u, j = task_i[r, 0], task_i[r, 1]
+    dev = user_device[r, u]
+    scalars[r, 0] = input_bits[j]
+    scalars[r, 1] = task_f[r, 0]
+    scalars[r, 2] = local_time[dev, j]
+    scalars[r, 3] = local_energy[dev, j]
+    scalars[r, 4] = max(local_busy[r, u] - t_now, 0.0)
+    scalars[r, 5] = cloud_speed[r]
+    scalars[r, 6] = preference[r]
+    scalars[r, 7] = t_now
+    scalars[r, 8] = dev
+    for e in range(speeds.shape[1]):
+        speeds[r, e] = edge_speed[r, e]
+    for c in range(rates.shape[1]):
+        rates[r, c] = task_f[r, 1 + c]
+    _queue_row(r, now, edge_busy, edge_ring, wait, queued, hist)
+    for a in range(delay.shape[1]):
+        delay[r, a], energy[r, a] = action_outcome(
+            r, r, a, now, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring,
+            edge_ring_start, local_busy, user_device, task_f, task_i, input_bits, local_time,
+            local_energy, edge_time, cloud_time, params,
+        )  # fmt: skip
+        mask[r, a] = action_allowed(r, a, edge_exists, task_f, params)
+    encode_row(
+        obs[r], scalars[r, 0], scalars[r, 1], scalars[r, 2], scalars[r, 3], dev, scalars[r, 4],
+        edge_exists[r], scalars[r, 5], speeds[r], rates[r], wait[r], queued[r], hist[r],
+        scalars[r, 6], delay[r], energy[r], params[P_DELAY_REF], params[P_ENERGY_REF],
+    )  # fmt: skip
+
+
 @jit
 def observe(
     rows, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring, edge_ring_start,
     local_busy, user_device, task_f, task_i, input_bits, local_time, local_energy, edge_time,
     cloud_time, params, scalars, speeds, rates, wait, queued, hist, delay, energy, mask, obs,
 ):  # fmt: skip
-    """The metrics of ``rows`` before a decision and their observations (``encode_row``):
-    ``scalars`` (``SCALAR_METRICS``), and per edge the speed, per link the rate (cloud access,
-    edges), per edge the queued work, tasks and histogram, per action the delay and energy
-    estimates and the mask."""
+    """``_observe_row`` of every row in ``rows``."""
     for n in range(rows.size):
-        r = rows[n]
-        t_now = now[r]
-        u, j = task_i[r, 0], task_i[r, 1]
-        dev = user_device[r, u]
-        scalars[r, 0] = input_bits[j]
-        scalars[r, 1] = task_f[r, 0]
-        scalars[r, 2] = local_time[dev, j]
-        scalars[r, 3] = local_energy[dev, j]
-        scalars[r, 4] = max(local_busy[r, u] - t_now, 0.0)
-        scalars[r, 5] = cloud_speed[r]
-        scalars[r, 6] = preference[r]
-        scalars[r, 7] = t_now
-        scalars[r, 8] = dev
-        for e in range(speeds.shape[1]):
-            speeds[r, e] = edge_speed[r, e]
-        for c in range(rates.shape[1]):
-            rates[r, c] = task_f[r, 1 + c]
-        _queue_row(r, now, edge_busy, edge_ring, wait, queued, hist)
-        for a in range(delay.shape[1]):
-            delay[r, a], energy[r, a] = action_outcome(
-                r, r, a, now, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring,
-                edge_ring_start, local_busy, user_device, task_f, task_i, input_bits, local_time,
-                local_energy, edge_time, cloud_time, params,
-            )  # fmt: skip
-            mask[r, a] = action_allowed(r, a, edge_exists, task_f, params)
-        encode_row(
-            obs[r], scalars[r, 0], scalars[r, 1], scalars[r, 2], scalars[r, 3], dev, scalars[r, 4],
-            edge_exists[r], scalars[r, 5], speeds[r], rates[r], wait[r], queued[r], hist[r],
-            scalars[r, 6], delay[r], energy[r], params[P_DELAY_REF], params[P_ENERGY_REF],
+        _observe_row(
+            rows[n], now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring,
+            edge_ring_start, local_busy, user_device, task_f, task_i, input_bits, local_time,
+            local_energy, edge_time, cloud_time, params, scalars, speeds, rates, wait, queued, hist,
+            delay, energy, mask, obs,
         )  # fmt: skip
 
 

@@ -258,11 +258,13 @@ class MecBatch:
             self.ring_pos, *pending, self.tasks_done, self.task_index, self.task_f, self.task_i, *block,
             *tables, self.params, self.result, self.task_log,
         )  # fmt: skip
+        self._report_args = (
+            self.scalars, views["edge_speed"], views["rates_bps"], self.edge_wait, self.edge_queued,
+            self.edge_histogram, self.delay_estimate, self.energy_estimate, self.mask,
+        )  # fmt: skip
         self._observe_args = (
             self.now, self.preference, self.cloud_speed, self.edge_exists, self.edge_speed, *queues,
-            *pending, self.task_f, self.task_i, *tables, self.params, self.scalars, views["edge_speed"],
-            views["rates_bps"], self.edge_wait, self.edge_queued, self.edge_histogram,
-            self.delay_estimate, self.energy_estimate, self.mask,
+            *pending, self.task_f, self.task_i, *tables, self.params, *self._report_args,
         )  # fmt: skip
         self._apply_split_args = (
             self.now, self.preference, self.edge_speed, *queues, self.ring_pos, *pending,
@@ -446,6 +448,21 @@ class MecBatch:
         rows = self.rows if valid is None else np.flatnonzero(valid)
         rules.apply_actions(rows, rows, actions if valid is None else actions[rows], *self._apply_args)
         return self._executed(valid, rng)
+
+    def step(
+        self, actions: np.ndarray, rng: np.random.Generator, obs: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One decision per row (``actions``, int64; each allowed or not by the masks of the last
+        ``observe()``): execute the allowed ones, then observe every row (observations into
+        ``obs``, default ``self.obs``). Returns which actions were allowed; ``result`` holds the
+        outcomes (NaN delay, energy and cost where not allowed)."""
+        valid = np.empty(self.batch, dtype=bool)
+        obs = self.obs if obs is None else obs
+        if rules.step_rows(actions, valid, *self._apply_args, *self._report_args, obs):
+            spent = np.flatnonzero(valid & (self.result[:, R_NEEDS_BLOCK] > 0))
+            self._new_block(rng, spent)
+            self.observe(spent, obs)
+        return valid
 
     def apply_one(self, row: int, action: int, rng: np.random.Generator, queue_row: int | None = None):
         """Execute row ``row``'s pending task with the valid ``action``, using the queues of
