@@ -49,6 +49,28 @@ SCALAR_METRICS = (
     "device_type",  # an index, reported as a float here
 )
 
+
+def report_layout(max_edges: int) -> dict[str, tuple[int, ...]]:
+    """Shapes, in order, of what ``observe`` writes side by side into one row of ``reported`` (so
+    that one copy of a row holds every float metric of a system)."""
+    m, actions = max_edges, max_edges + 2
+    return {
+        "scalars": (len(SCALAR_METRICS),),  # SCALAR_METRICS
+        "edge_speed": (m,),
+        "rates_bps": (m + 1,),  # cloud access, edges
+        "edge_wait_s": (m,),
+        "edge_histogram": (m, HIST_BINS),
+        "delay_estimate_s": (actions,),  # local, cloud, edges
+        "energy_estimate_j": (actions,),
+    }
+
+
+def report_offsets(max_edges: int) -> np.ndarray:
+    """Where each part of ``report_layout`` starts in a row, and the row's length (last entry)."""
+    sizes = [int(np.prod(shape)) for shape in report_layout(max_edges).values()]
+    return np.cumsum([0, *sizes]).astype(np.int64)
+
+
 # Observation layout.
 MAX_DEVICE_TYPES = 3
 SERVER_FEATURES = 5 + HIST_BINS  # exists, speed, rate, queued work, queued tasks, histogram
@@ -337,40 +359,42 @@ def apply_actions(
 
 
 @jit
-def step_rows(
-    actions, valid, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring,
-    edge_ring_start, ring_pos, local_busy, user_device, tasks_done, task_index, task_f, task_i,
-    block_gap, block_f, block_i, input_bits, local_time, local_energy, edge_time, cloud_time, params,
-    result, task_log, scalars, speeds, rates, wait, queued, hist, delay, energy, mask, obs,
+def advance(
+    rows, execute, actions, valid, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy,
+    edge_ring, edge_ring_start, ring_pos, local_busy, user_device, tasks_done, task_index, task_f,
+    task_i, block_gap, block_f, block_i, input_bits, local_time, local_energy, edge_time, cloud_time,
+    params, result, task_log, reported, offsets, queued, mask, obs,
 ):  # fmt: skip
-    """A step of every row: ``valid[r]`` = whether ``actions[r]`` is allowed (by ``mask``, from
-    the last observation); execute the valid ones (``result`` of the others: NaN delay, energy and
-    cost, not missed) and observe every row except those whose block of tasks ran out (flagged
-    in ``result``: the caller draws their new tasks and observes them). Returns how many ran out."""
+    """For each row ``r`` of ``rows``: if ``execute``, ``valid[r]`` = whether ``actions[r]`` is
+    allowed (by ``mask``, from the last observation), and an allowed action is executed (the
+    ``result`` of the others: NaN delay, energy and cost, not missed); then the row is observed,
+    unless its block of tasks ran out (flagged in ``result``: the caller draws new tasks and
+    observes it). Returns how many ran out."""
     spent = 0
-    for r in range(actions.size):
-        valid[r] = mask[r, actions[r]]
-        if valid[r]:
-            _apply_row(
-                r, r, actions[r], now, preference, cloud_speed, edge_exists, edge_speed, edge_busy,
-                edge_ring, edge_ring_start, ring_pos, local_busy, user_device, tasks_done, task_index,
-                task_f, task_i, block_gap, block_f, block_i, input_bits, local_time, local_energy,
-                edge_time, cloud_time, params, result, task_log,
-            )  # fmt: skip
-        else:
-            for c in range(RESULT_COLUMNS):
-                result[r, c] = np.nan
-            result[r, R_MISSED] = 0.0
-            result[r, R_NEEDS_BLOCK] = 0.0
-        if result[r, R_NEEDS_BLOCK] > 0:
-            spent += 1
-        else:
-            _observe_row(
-                r, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring,
-                edge_ring_start, local_busy, user_device, task_f, task_i, input_bits, local_time,
-                local_energy, edge_time, cloud_time, params, scalars, speeds, rates, wait, queued, hist,
-                delay, energy, mask, obs,
-            )  # fmt: skip
+    for n in range(rows.size):
+        r = rows[n]
+        if execute:
+            valid[r] = mask[r, actions[r]]
+            if valid[r]:
+                _apply_row(
+                    r, r, actions[r], now, preference, cloud_speed, edge_exists, edge_speed, edge_busy,
+                    edge_ring, edge_ring_start, ring_pos, local_busy, user_device, tasks_done,
+                    task_index, task_f, task_i, block_gap, block_f, block_i, input_bits, local_time,
+                    local_energy, edge_time, cloud_time, params, result, task_log,
+                )  # fmt: skip
+            else:
+                for c in range(RESULT_COLUMNS):
+                    result[r, c] = np.nan
+                result[r, R_MISSED] = 0.0
+                result[r, R_NEEDS_BLOCK] = 0.0
+            if result[r, R_NEEDS_BLOCK] > 0:
+                spent += 1
+                continue
+        _observe_row(
+            r, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring,
+            edge_ring_start, local_busy, user_device, task_f, task_i, input_bits, local_time,
+            local_energy, edge_time, cloud_time, params, reported, offsets, queued, mask, obs,
+        )  # fmt: skip
     return spent
 
 
@@ -401,79 +425,66 @@ def apply_splits(
 
 # -- what a system reports before a decision ---------------------------------------------------------
 @rule
-def _queue_row(r, now, edge_busy, edge_ring, wait, queued, hist):
-    """Per edge of row ``r``: seconds of queued work, tasks queued, and the GMORL-style histogram of
-    the queued tasks' remaining time."""
-    t_now = now[r]
-    for e in range(edge_busy.shape[1]):
-        wait[r, e] = max(edge_busy[r, e] - t_now, 0.0)
-        queued[r, e] = 0
+def _queue_row(t_now, edge_busy, edge_ring, wait, queued, hist):
+    """Per edge of one system (its rows of the state and of the report): seconds of queued work,
+    tasks queued, and the GMORL-style histogram of the queued tasks' remaining time."""
+    for e in range(edge_busy.size):
+        wait[e] = max(edge_busy[e] - t_now, 0.0)
+        queued[e] = 0
         for b in range(HIST_BINS):
-            hist[r, e, b] = 0.0
-        if wait[r, e] == 0.0:  # every task there has finished (no finish is after busy)
+            hist[e, b] = 0.0
+        if wait[e] == 0.0:  # every task there has finished (no finish is after busy)
             continue
         for s in range(QUEUE_SLOTS):
-            remaining = edge_ring[r, e, s] - t_now
+            remaining = edge_ring[e, s] - t_now
             if remaining > 0:
-                queued[r, e] += 1
-                hist[r, e, np.searchsorted(_HIST_INNER, remaining, side="right")] += 1.0
+                queued[e] += 1
+                hist[e, np.searchsorted(_HIST_INNER, remaining, side="right")] += 1.0
 
 
 @rule
 def _observe_row(
     r, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring, edge_ring_start,
     local_busy, user_device, task_f, task_i, input_bits, local_time, local_energy, edge_time,
-    cloud_time, params, scalars, speeds, rates, wait, queued, hist, delay, energy, mask, obs,
+    cloud_time, params, reported, offsets, queued, mask, obs,
 ):  # fmt: skip
-    """The metrics of row ``r`` before a decision and its observation (``encode_row``):
-    ``scalars`` (``SCALAR_METRICS``), and per edge the speed, per link the rate (cloud access,
-    edges), per edge the queued work, tasks and histogram, per action the delay and energy
-    estimates and the mask."""
+    """The metrics of row ``r`` before a decision, into ``reported[r]`` (``report_layout``:
+    ``SCALAR_METRICS``, per edge the speed, per link the rate, per edge the queued work and
+    histogram, per action the delay and energy estimates), ``queued[r]`` (tasks per edge) and
+    ``mask[r]``; and its observation ``obs[r]`` (``encode_row``)."""
+    o, row, m = offsets, reported[r], edge_busy.shape[1]
+    scalars, speeds, rates = row[o[0] : o[1]], row[o[1] : o[2]], row[o[2] : o[3]]
+    wait, hist = row[o[3] : o[4]], row[o[4] : o[5]].reshape((m, HIST_BINS))
+    delay, energy = row[o[5] : o[6]], row[o[6] : o[7]]
     t_now = now[r]
     u, j = task_i[r, 0], task_i[r, 1]
     dev = user_device[r, u]
-    scalars[r, 0] = input_bits[j]
-    scalars[r, 1] = task_f[r, 0]
-    scalars[r, 2] = local_time[dev, j]
-    scalars[r, 3] = local_energy[dev, j]
-    scalars[r, 4] = max(local_busy[r, u] - t_now, 0.0)
-    scalars[r, 5] = cloud_speed[r]
-    scalars[r, 6] = preference[r]
-    scalars[r, 7] = t_now
-    scalars[r, 8] = dev
-    for e in range(speeds.shape[1]):
-        speeds[r, e] = edge_speed[r, e]
-    for c in range(rates.shape[1]):
-        rates[r, c] = task_f[r, 1 + c]
-    _queue_row(r, now, edge_busy, edge_ring, wait, queued, hist)
-    for a in range(delay.shape[1]):
-        delay[r, a], energy[r, a] = action_outcome(
+    scalars[0] = input_bits[j]
+    scalars[1] = task_f[r, 0]
+    scalars[2] = local_time[dev, j]
+    scalars[3] = local_energy[dev, j]
+    scalars[4] = max(local_busy[r, u] - t_now, 0.0)
+    scalars[5] = cloud_speed[r]
+    scalars[6] = preference[r]
+    scalars[7] = t_now
+    scalars[8] = dev
+    for e in range(m):
+        speeds[e] = edge_speed[r, e]
+    for c in range(rates.size):
+        rates[c] = task_f[r, 1 + c]
+    _queue_row(t_now, edge_busy[r], edge_ring[r], wait, queued[r], hist)
+    for a in range(delay.size):
+        delay[a], energy[a] = action_outcome(
             r, r, a, now, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring,
             edge_ring_start, local_busy, user_device, task_f, task_i, input_bits, local_time,
             local_energy, edge_time, cloud_time, params,
         )  # fmt: skip
         mask[r, a] = action_allowed(r, a, edge_exists, task_f, params)
     encode_row(
-        obs[r], scalars[r, 0], scalars[r, 1], scalars[r, 2], scalars[r, 3], dev, scalars[r, 4],
-        edge_exists[r], scalars[r, 5], speeds[r], rates[r], wait[r], queued[r], hist[r],
-        scalars[r, 6], delay[r], energy[r], params[P_DELAY_REF], params[P_ENERGY_REF],
+        obs[r], scalars[0], scalars[1], scalars[2], scalars[3], dev, scalars[4], edge_exists[r],
+        scalars[5], speeds, rates, wait, queued[r], hist, scalars[6], delay, energy,
+        params[P_DELAY_REF], params[P_ENERGY_REF],
     )  # fmt: skip
-
-
-@jit
-def observe(
-    rows, now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring, edge_ring_start,
-    local_busy, user_device, task_f, task_i, input_bits, local_time, local_energy, edge_time,
-    cloud_time, params, scalars, speeds, rates, wait, queued, hist, delay, energy, mask, obs,
-):  # fmt: skip
-    """``_observe_row`` of every row in ``rows``."""
-    for n in range(rows.size):
-        _observe_row(
-            rows[n], now, preference, cloud_speed, edge_exists, edge_speed, edge_busy, edge_ring,
-            edge_ring_start, local_busy, user_device, task_f, task_i, input_bits, local_time,
-            local_energy, edge_time, cloud_time, params, scalars, speeds, rates, wait, queued, hist,
-            delay, energy, mask, obs,
-        )  # fmt: skip
 
 
 @jit

@@ -23,7 +23,6 @@ from .physics import mean_snr, shannon_rate_bps
 from .rules import (
     DELAY_REF_S,
     ENERGY_REF_J,
-    HIST_BINS,
     R_NEEDS_BLOCK,
     RESULT_COLUMNS,
     SERVER_FEATURES,
@@ -216,10 +215,9 @@ class MecBatch:
         self.task_log = np.zeros((3, b, config.episode_tasks))  # delay, energy, missed per task
         # What observe() reports, one row per system: the scalar metrics and the per-edge/-link/
         # -action arrays side by side (views in _bind), so one copy of a row holds them all.
-        self.layout = {"scalars": (len(rules.SCALAR_METRICS),), "edge_speed": (m,), "rates_bps": (m + 1,)}
-        self.layout.update(edge_wait_s=(m,), edge_histogram=(m, HIST_BINS))
-        self.layout.update(delay_estimate_s=(a,), energy_estimate_j=(a,))
-        self.reported = np.zeros((b, sum(int(np.prod(shape)) for shape in self.layout.values())))
+        self.layout = rules.report_layout(m)
+        self.offsets = rules.report_offsets(m)
+        self.reported = np.zeros((b, self.offsets[-1]))
         self.edge_queued = np.zeros((b, m), dtype=np.int64)
         self.mask = np.zeros((b, a), dtype=bool)
         self.obs = np.zeros((b, observation_size(config)), dtype=np.float32)
@@ -237,13 +235,11 @@ class MecBatch:
         b, t = self.batch, self.tables
         self.slices: dict[str, slice] = {}
         views = {}
-        start = 0
-        for name, shape in self.layout.items():
-            stop = start + int(np.prod(shape))
+        starts, stops = self.offsets[:-1], self.offsets[1:]
+        for (name, shape), start, stop in zip(self.layout.items(), starts, stops, strict=True):
             self.slices[name] = slice(start, stop)
             views[name] = self.reported[:, start:stop].reshape(b, *shape)
             assert np.shares_memory(views[name], self.reported)
-            start = stop
         self.scalars = views["scalars"]
         self.edge_wait, self.edge_histogram = views["edge_wait_s"], views["edge_histogram"]
         self.delay_estimate, self.energy_estimate = views["delay_estimate_s"], views["energy_estimate_j"]
@@ -253,19 +249,13 @@ class MecBatch:
         block = (self.block_gap, self.block_f, self.block_i)
         split_tables = (t.prefix_time, t.prefix_energy, t.suffix_edge_time, t.split_bits)
         self._action = np.zeros(1, dtype=np.int64)
+        self._valid = np.zeros(self.batch, dtype=bool)
         self._apply_args = (
             self.now, self.preference, self.cloud_speed, self.edge_exists, self.edge_speed, *queues,
             self.ring_pos, *pending, self.tasks_done, self.task_index, self.task_f, self.task_i, *block,
             *tables, self.params, self.result, self.task_log,
         )  # fmt: skip
-        self._report_args = (
-            self.scalars, views["edge_speed"], views["rates_bps"], self.edge_wait, self.edge_queued,
-            self.edge_histogram, self.delay_estimate, self.energy_estimate, self.mask,
-        )  # fmt: skip
-        self._observe_args = (
-            self.now, self.preference, self.cloud_speed, self.edge_exists, self.edge_speed, *queues,
-            *pending, self.task_f, self.task_i, *tables, self.params, *self._report_args,
-        )  # fmt: skip
+        self._report_args = (self.reported, self.offsets, self.edge_queued, self.mask)
         self._apply_split_args = (
             self.now, self.preference, self.edge_speed, *queues, self.ring_pos, *pending,
             self.tasks_done, self.task_index, self.task_f, self.task_i, *block, *split_tables,
@@ -348,7 +338,8 @@ class MecBatch:
         """Fill the metric buffers and the observations (``obs``, default ``self.obs``) of ``rows``
         (default: all) from the state."""
         rows = self.rows if rows is None else rows
-        rules.observe(rows, *self._observe_args, self.obs if obs is None else obs)
+        obs = self.obs if obs is None else obs
+        rules.advance(rows, False, rows, self._valid, *self._apply_args, *self._report_args, obs)
 
     def observe_splits(self, rows: np.ndarray | None = None) -> None:
         """Fill the split estimates, masks and split observations of ``rows`` (DnnSplit)."""
@@ -458,7 +449,7 @@ class MecBatch:
         outcomes (NaN delay, energy and cost where not allowed)."""
         valid = np.empty(self.batch, dtype=bool)
         obs = self.obs if obs is None else obs
-        if rules.step_rows(actions, valid, *self._apply_args, *self._report_args, obs):
+        if rules.advance(self.rows, True, actions, valid, *self._apply_args, *self._report_args, obs):
             spent = np.flatnonzero(valid & (self.result[:, R_NEEDS_BLOCK] > 0))
             self._new_block(rng, spent)
             self.observe(spent, obs)
