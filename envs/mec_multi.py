@@ -10,7 +10,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from .edge.system import MecBatch, MecConfig
-from .mec_offload import check_invalid_action_options, observation_size, scenario_config
+from .mec_offload import check_invalid_action_options, describe_action, observation_size, scenario_config
 
 # Arrays that describe the one shared system (drawn once per episode) and its queues (moved by
 # every executed task); every row of the agents' batch holds the same values.
@@ -220,7 +220,7 @@ class MecOffloadParallelEnv(ParallelEnv):
                 raise ValueError(f"{agent}: action {a} is outside the action space 0..{n_actions - 1}")
             message = ""
             if not masks[self.agent_index[agent], a]:
-                where = ("local", "cloud")[a] if a < 2 else f"edge {a - 2}"
+                where = describe_action(a)
                 message = f"{agent}: action {a} is masked: {where} is not available for this task"
                 if self.invalid_action == "raise":
                     raise ValueError(message)

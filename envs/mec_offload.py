@@ -19,6 +19,7 @@ __all__ = [
     "PRESETS",
     "DnnSplitEnv",
     "MecOffloadEnv",
+    "describe_action",
     "encode_mec_observation",
     "episode_kpis",
     "estimates_at",
@@ -77,6 +78,11 @@ def encode_mec_observation(m: Mapping[str, Any], config: MecConfig) -> np.ndarra
         **values, delay_ref_s=float(config.delay_ref_s), energy_ref_j=float(config.energy_ref_j), obs=obs
     )
     return obs
+
+
+def describe_action(a: int) -> str:
+    """What MecOffload action ``a`` runs the task on: local, cloud or edge i."""
+    return ("local", "cloud")[a] if a < 2 else f"edge {a - 2}"
 
 
 def server_view(obs: np.ndarray, max_edges: int) -> np.ndarray:
@@ -283,7 +289,7 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         return obs, -self.invalid_action_penalty, False, False, info
 
     def _describe(self, a: int) -> str:
-        return ("local", "cloud")[a] if a < 2 else f"edge {a - 2}"
+        return describe_action(a)
 
     def step(self, action):
         a, rejected = self._check_action(action, self._mask)

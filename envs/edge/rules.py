@@ -281,6 +281,7 @@ def _load_task(r, i, task_index, now, task_f, task_i, block_gap, block_f, block_
 
 @jit
 def load_tasks(rows, index, task_index, now, task_f, task_i, block_gap, block_f, block_i):
+    """Task ``index[n]`` of its block becomes pending in row ``rows[n]``."""
     for n in range(rows.size):
         _load_task(rows[n], index[n], task_index, now, task_f, task_i, block_gap, block_f, block_i)
 
@@ -511,6 +512,7 @@ def observe_splits(
 
 @jit
 def action_masks(edge_exists, task_f, params, mask):
+    """``action_allowed`` for every row and action."""
     for r in range(mask.shape[0]):
         for a in range(mask.shape[1]):
             mask[r, a] = action_allowed(r, a, edge_exists, task_f, params)
