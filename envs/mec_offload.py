@@ -242,7 +242,8 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         per-server values as lists or arrays); the same encoder the env uses."""
         missing = [k for k in METRIC_KEYS if k not in metrics]
         if missing:
-            raise ValueError(f"metrics lack {missing} (needed: {list(METRIC_KEYS)})")
+            needed = ", ".join(METRIC_KEYS)
+            raise ValueError(f"metrics lack {', '.join(map(repr, missing))} (the observation needs {needed})")
         batched = {k: np.asarray(metrics[k])[None] for k in METRIC_KEYS}
         return encode_mec_observation(batched, self.config)[0]
 
