@@ -263,8 +263,8 @@ def _next_task(r, tasks_done, task_index, now, task_f, task_i, block_gap, block_
     tasks is used up, flag the row (the caller draws a new block, which needs the row's RNG)."""
     tasks_done[r] += 1
     i = task_index[r] + 1
-    result[r, R_NEEDS_BLOCK] = i >= block_gap.shape[1]
-    if i < block_gap.shape[1]:
+    result[r, R_NEEDS_BLOCK] = i >= block_gap.shape[0]
+    if i < block_gap.shape[0]:
         _load_task(r, i, task_index, now, task_f, task_i, block_gap, block_f, block_i)
 
 
@@ -272,11 +272,11 @@ def _next_task(r, tasks_done, task_index, now, task_f, task_i, block_gap, block_
 def _load_task(r, i, task_index, now, task_f, task_i, block_gap, block_f, block_i):
     """Task ``i`` of row ``r``'s block becomes pending; it arrives ``block_gap`` after the last."""
     task_index[r] = i
-    now[r] += block_gap[r, i]
+    now[r] += block_gap[i, r]
     for c in range(task_f.shape[1]):
-        task_f[r, c] = block_f[r, i, c]
+        task_f[r, c] = block_f[i, r, c]
     for c in range(task_i.shape[1]):
-        task_i[r, c] = block_i[r, i, c]
+        task_i[r, c] = block_i[i, r, c]
 
 
 @jit
@@ -307,14 +307,14 @@ def store_block(
         for i in range(users.shape[1]):
             u = users[n, i]
             nearest = user_nearest[r, u]
-            block_gap[r, i] = gaps[n, i]
-            block_i[r, i, 0] = u
-            block_i[r, i, 1] = dnns[n, i]
-            block_i[r, i, 2] = nearest
-            block_f[r, i, 0] = deadlines[n, i]
+            block_gap[i, r] = gaps[n, i]
+            block_i[i, r, 0] = u
+            block_i[i, r, 1] = dnns[n, i]
+            block_i[i, r, 2] = nearest
+            block_f[i, r, 0] = deadlines[n, i]
             for e in range(rates.shape[2]):
-                block_f[r, i, 2 + e] = rates[n, i, e] if edge_exists[r, e] else 0.0
-            block_f[r, i, 1] = block_f[r, i, 2 + nearest]
+                block_f[i, r, 2 + e] = rates[n, i, e] if edge_exists[r, e] else 0.0
+            block_f[i, r, 1] = block_f[i, r, 2 + nearest]
 
 
 @rule
@@ -526,6 +526,12 @@ def _unit(x):
 
 
 @rule
+def _rate_feature(rate_bps):
+    """log2(1 + rate / Mbit/s) / 16, clipped to [0, 1] (no rate, a missing edge's, gives 0)."""
+    return _unit(np.log2(1.0 + rate_bps / 1e6) / 16.0) if rate_bps != 0.0 else 0.0
+
+
+@rule
 def encode_row(
     out, task_bits, deadline_s, local_time_s, local_energy_j, device_type, local_wait_s, edge_exists,
     cloud_speed, edge_speed, rates_bps, edge_wait_s, edge_queued, edge_histogram, preference,
@@ -545,7 +551,7 @@ def encode_row(
     at = SERVERS_AT  # the cloud, then each edge slot: SERVER_FEATURES entries each
     out[at] = 1.0
     out[at + 1] = _unit(cloud_speed / 2.0)
-    out[at + 2] = _unit(np.log2(1.0 + rates_bps[0] / 1e6) / 16.0)
+    out[at + 2] = _rate_feature(rates_bps[0])
     for f in range(3, SERVER_FEATURES):
         out[at + f] = 0.0
     for e in range(m):
@@ -553,7 +559,7 @@ def encode_row(
         exists = 1.0 if edge_exists[e] else 0.0
         out[at] = exists
         out[at + 1] = _unit(edge_speed[e] * exists / 2.0)
-        out[at + 2] = _unit(np.log2(1.0 + rates_bps[1 + e] / 1e6) / 16.0)
+        out[at + 2] = _rate_feature(rates_bps[1 + e])
         out[at + 3] = _unit(min(edge_wait_s[e], 10.0) / 10.0)
         out[at + 4] = _unit(edge_queued[e] / QUEUE_SLOTS)
         for b in range(HIST_BINS):

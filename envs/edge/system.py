@@ -199,9 +199,10 @@ class MecBatch:
         self.task_f = np.ones((b, m + 2))
         self.task_i = np.zeros((b, 3), dtype=np.int64)
         self.block_size = TASK_BLOCK
-        self.block_gap = np.zeros((b, self.block_size))
-        self.block_f = np.ones((b, self.block_size, m + 2))
-        self.block_i = np.zeros((b, self.block_size, 3), dtype=np.int64)
+        # Blocks of drawn tasks, task-major: the next tasks of all rows lie side by side.
+        self.block_gap = np.zeros((self.block_size, b))
+        self.block_f = np.ones((self.block_size, b, m + 2))
+        self.block_i = np.zeros((self.block_size, b, 3), dtype=np.int64)
         self.task_index = np.zeros(b, dtype=np.int64)  # the pending task's place in its block
         params = [0.0] * 6
         params[rules.P_WAN_DELAY] = config.wan_delay_s
