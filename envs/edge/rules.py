@@ -302,10 +302,9 @@ def store_block(
 ):  # fmt: skip
     """Write newly drawn tasks into the blocks of ``rows``: gaps, [user, dnn, nearest edge] and
     [deadline, cloud access rate (the nearest edge's), edge rates (0 for missing edges)]."""
-    for n in range(rows.size):
-        r = rows[n]
-        for i in range(users.shape[1]):
-            u = users[n, i]
+    for i in range(users.shape[1]):  # task-major, as the blocks are stored
+        for n in range(rows.size):
+            r, u = rows[n], users[n, i]
             nearest = user_nearest[r, u]
             block_gap[i, r] = gaps[n, i]
             block_i[i, r, 0] = u
