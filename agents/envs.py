@@ -19,6 +19,7 @@ HELD_OUT_SCENARIOS: dict[str, tuple[str, ...]] = {
     "servegym/SpecDecode-v0": ("llama2-7b-68m-highload-short", "llama3-8b-1b-code"),
     "servegym/MecOffload-v0": ("multi-edge-busy", "far-cell"),
     "servegym/DnnSplit-v0": ("multi-edge-busy", "far-cell"),
+    "servegym/Autoscale-v0": ("llama3-8b-a100-bursty", "qwen2.5-7b-h100-mmpp"),
 }
 """Presets an agent is scored on during training (never its training scenario)."""
 

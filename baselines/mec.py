@@ -19,9 +19,7 @@ from typing import Any
 
 import numpy as np
 
-LOCAL, CLOUD, FIRST_EDGE = 0, 1, 2
-DELAY_REF_S = 0.5  # MecConfig.delay_ref_s: the env's reward normalisers
-ENERGY_REF_J = 0.5  # MecConfig.energy_ref_j
+from servegym.envs.edge.rules import CLOUD, DELAY_REF_S, ENERGY_REF_J, FIRST_EDGE, LOCAL, scalarised_cost
 
 MEC_ENV = "servegym/MecOffload-v0"
 SPLIT_ENV = "servegym/DnnSplit-v0"
@@ -209,7 +207,7 @@ class GreedyWeighted(_Stateless):
         w = float(info["metrics"]["preference"] if self.preference is None else self.preference)
         score = np.full(delay.shape, np.inf)
         # Only valid actions are scored: masked edges carry delay = inf, and 0 * inf is NaN.
-        score[mask] = w * delay[mask] / self.delay_ref_s + (1.0 - w) * energy[mask] / self.energy_ref_j
+        score[mask] = scalarised_cost(delay[mask], energy[mask], w, self.delay_ref_s, self.energy_ref_j)
         return _argmin_valid(score, mask, energy if w >= 0.5 else delay)
 
 

@@ -10,13 +10,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from .edge.system import MecBatch, MecConfig
-from .mec_offload import (
-    check_invalid_action_options,
-    encode_mec_observation,
-    observation_size,
-    scenario_config,
-    system_metrics,
-)
+from .mec_offload import check_invalid_action_options, describe_action, observation_size, scenario_config
 
 # Arrays that describe the one shared system (drawn once per episode) and its queues (moved by
 # every executed task); every row of the agents' batch holds the same values.
@@ -37,7 +31,8 @@ _QUEUES = ("edge_busy", "edge_ring", "edge_ring_start", "ring_pos", "local_busy"
 
 class _AgentRows(MecBatch):
     """One MEC system seen by its ``num_users`` agents: row ``i`` holds user ``i``'s pending task,
-    which arrives at ``slot_s``; the system and queue arrays are kept equal across rows."""
+    which arrives at ``slot_s``; the system arrays are equal across rows, and so are the queue
+    arrays between steps (during a step, executed tasks join the queues of row 0)."""
 
     def __init__(self, config: MecConfig) -> None:
         super().__init__(config, config.num_users)
@@ -47,10 +42,16 @@ class _AgentRows(MecBatch):
         """Each row's tasks come from the row's own agent."""
         return np.broadcast_to(rows[:, None], (len(rows), size))
 
-    def _next_task(self, rng: np.random.Generator, rows: np.ndarray) -> None:
-        """Each row's next task arrives at the current slot."""
-        super()._next_task(rng, rows)
+    def _new_block(self, rng: np.random.Generator, rows: np.ndarray) -> None:
+        super()._new_block(rng, rows)
         self.now[rows] = self.slot_s
+
+    def execute(self, row: int, action: int, rng: np.random.Generator) -> list[float]:
+        """Run agent ``row``'s task through the shared queues (row 0); its next task arrives at
+        the current slot. Returns ``result[row]`` (``rules.R_*``)."""
+        result = self.apply_one(row, action, rng, queue_row=0)
+        self.now[row] = self.slot_s
+        return result
 
     def new_episode(self, rng: np.random.Generator) -> None:
         """Draw one system (in row 0), share it, and give every agent its first task at t = 0."""
@@ -58,8 +59,7 @@ class _AgentRows(MecBatch):
         self.reset(rng, self.rows[:1])
         self.share(0, _SYSTEM + _QUEUES)
         self.tasks_done[:] = 0
-        self._draw_tasks(rng, self.rows[1:])
-        self._next_task(rng, self.rows[1:])
+        self._new_block(rng, self.rows[1:])
 
     def share(self, row: int, names: tuple[str, ...] = _QUEUES) -> None:
         for name in names:
@@ -69,7 +69,6 @@ class _AgentRows(MecBatch):
     def requeue(self, rows: np.ndarray) -> None:
         """Tasks of ``rows`` that were not executed stay pending and are offered at the slot."""
         self.now[rows] = self.slot_s
-        self.invalidate()
 
 
 class MecOffloadParallelEnv(ParallelEnv):
@@ -176,16 +175,15 @@ class MecOffloadParallelEnv(ParallelEnv):
         }
 
     def _observe(self) -> None:
-        self._metrics = system_metrics(self.system)
-        self._obs = encode_mec_observation(self._metrics, self.config)
+        self.system.observe()
+        self._obs = self.system.obs.copy()
 
     def _info(self, i: int) -> dict[str, Any]:
-        metrics = {k: np.array(v[i]) if np.ndim(v[i]) else v[i].item() for k, v in self._metrics.items()}
         # int8, PettingZoo's (and gymnasium's Discrete.sample(mask=...)) convention
-        return {"metrics": metrics, "action_mask": self.system.action_masks()[i].astype(np.int8)}
+        return {"metrics": self.system.row_metrics(i), "action_mask": self.system.mask[i].astype(np.int8)}
 
     def action_masks(self) -> dict[str, np.ndarray]:
-        masks = self.system.action_masks()
+        masks = self.system.mask.copy()
         return {a: masks[self.agent_index[a]] for a in self.agents}
 
     def state(self) -> np.ndarray:
@@ -205,7 +203,7 @@ class MecOffloadParallelEnv(ParallelEnv):
                 f"actions must be given for exactly the live agents; missing {missing}, "
                 f"unknown or finished {sorted(extra, key=str)}"
             )
-        masks = self.system.action_masks()
+        masks = self.system.mask
         n_actions = self.config.max_edges + 2
         parsed = {}
         for agent in self.agents:
@@ -222,7 +220,7 @@ class MecOffloadParallelEnv(ParallelEnv):
                 raise ValueError(f"{agent}: action {a} is outside the action space 0..{n_actions - 1}")
             message = ""
             if not masks[self.agent_index[agent], a]:
-                where = ("local", "cloud")[a] if a < 2 else f"edge {a - 2}"
+                where = describe_action(a)
                 message = f"{agent}: action {a} is masked: {where} is not available for this task"
                 if self.invalid_action == "raise":
                     raise ValueError(message)
@@ -249,20 +247,17 @@ class MecOffloadParallelEnv(ParallelEnv):
                     "reward_terms": {"invalid_action": -self.invalid_action_penalty},
                 }
                 continue
-            only = np.arange(s.batch) == i
-            delay, energy, missed, _ = s.apply(np.full(s.batch, a), self._rng, valid=only)
-            s.share(i)  # the other agents see the queues this task joined
-            d, e = float(delay[i]), float(energy[i])
-            terms = {"delay": -d / cfg.delay_ref_s, "energy": -e / cfg.energy_ref_j}
-            rewards[agent] = w * terms["delay"] + (1.0 - w) * terms["energy"]
+            d, e, d_term, e_term, cost, missed, _ = s.execute(i, a, self._rng)
+            rewards[agent] = -cost
             infos[agent] = {
                 "reward_vec": np.array([-d, -e]),
-                "reward_terms": terms,
+                "reward_terms": {"delay": d_term, "energy": e_term},
                 "reward_weights": {"delay": w, "energy": 1.0 - w},
-                "deadline_missed": bool(missed[i]),
+                "deadline_missed": missed > 0,
                 "delay_s": d,
                 "energy_j": e,
             }
+        s.share(0)  # every agent sees the queues the executed tasks joined
         finished = [i for i in range(s.batch) if self.possible_agents[i] not in self.agents]
         s.requeue(np.array(pending + finished, dtype=np.int64))
         self._observe()

@@ -12,12 +12,22 @@ from gymnasium import spaces
 
 from servegym.metric_spec import Metric
 
-from .edge.system import HIST_BINS, QUEUE_SLOTS, MecBatch, MecConfig
+from .edge import rules
+from .edge.rules import HIST_BINS, SERVER_FEATURES, SERVERS_AT
+from .edge.system import MecBatch, MecConfig, estimates_at, observation_size
 
-MAX_DEVICE_TYPES = 3
-SERVER_FEATURES = 5 + HIST_BINS  # exists, speed, rate, queued work, queued tasks, histogram
-SERVERS_AT = 4 + MAX_DEVICE_TYPES + 1  # after the task, the device type and the local wait
-
+__all__ = [
+    "METRIC_KEYS",
+    "PRESETS",
+    "DnnSplitEnv",
+    "MecOffloadEnv",
+    "describe_action",
+    "encode_mec_observation",
+    "episode_kpis",
+    "estimates_at",
+    "observation_size",
+    "server_view",
+]
 
 MEC_METRICS = (
     Metric("task_bits", "bit", "input size of the pending task"),
@@ -58,113 +68,41 @@ MEC_METRICS = (
 METRIC_KEYS = tuple(m.name for m in MEC_METRICS)
 
 
-def estimates_at(config: MecConfig) -> int:
-    """Index of the per-action estimates (delay, then energy; after the preference)."""
-    return SERVERS_AT + SERVER_FEATURES * (config.max_edges + 1) + 2
+def _metric_shapes(config: MecConfig) -> dict[str, tuple[int, ...]]:
+    """Per-task shape of each metric ``encode_mec_observation`` reads."""
+    m = config.max_edges
+    per_edge = ("edge_exists", "edge_speed", "edge_wait_s", "edge_queued")
+    shapes: dict[str, tuple[int, ...]] = {k: () for k in METRIC_KEYS}
+    shapes.update(dict.fromkeys(per_edge, (m,)))
+    shapes.update(rates_bps=(m + 1,), edge_histogram=(m, HIST_BINS))
+    shapes.update(delay_estimate_s=(m + 2,), energy_estimate_j=(m + 2,))
+    return shapes
 
 
-def observation_size(config: MecConfig) -> int:
-    return estimates_at(config) + 2 * (config.max_edges + 2)
-
-
-def system_metrics(system: MecBatch) -> dict[str, np.ndarray]:
-    """Raw per-system metrics (arrays with a leading batch axis): what the device and the
-    edge sites can report before a decision, including the delay/energy estimates per action."""
-    t, rows = system.tables, system.rows
-    dev = system.user_device[rows, system.user]
-    wait, queued, hist = system.queue_features()
-    delay, energy = system.predict()
-    return {
-        "task_bits": t.input_bits[system.dnn],
-        "deadline_s": system.deadline,
-        "local_time_s": t.local_time[dev, system.dnn],
-        "local_energy_j": t.local_energy[dev, system.dnn],
-        "device_type": dev,
-        "local_wait_s": np.maximum(system.local_busy[rows, system.user] - system.now, 0.0),
-        "edge_exists": system.edge_exists,
-        "edge_speed": system.edge_speed,
-        "cloud_speed": system.cloud_speed,
-        "rates_bps": system.rates,  # [cloud access, edges...]
-        "edge_wait_s": wait,
-        "edge_queued": queued,
-        "edge_histogram": hist,
-        "preference": system.preference,
-        "delay_estimate_s": delay,  # per action: local, cloud, edges
-        "energy_estimate_j": energy,
-        "num_edges": system.num_edges,
-        "time_s": system.now,
-    }
-
-
-def single_metrics(system: MecBatch) -> dict[str, Any]:
-    """``system_metrics`` of a single system (batch of one) with Python numbers for scalars and
-    arrays otherwise (the scalar env's fast path; tested equal). Arrays that only change with the
-    task or the episode are read-only and shared; the env never modifies an array it handed out."""
-    c, i = system.one_block(), system.task_index.item()
-    now = system.now.item()
-    delay, _ = system.predict_one()
-    wait, queued, hist = system.queue_features_one()
-    return {
-        "task_bits": c.bits[i],
-        "deadline_s": c.deadline[i],
-        "local_time_s": c.local_time[i],
-        "local_energy_j": c.local_energy[i],
-        "device_type": c.dev[i],
-        "local_wait_s": max(system.local_busy[0, c.user[i]].item() - now, 0.0),
-        "edge_exists": c.exists[i],
-        "edge_speed": c.speed[i],
-        "cloud_speed": c.cloud_speed,
-        "rates_bps": c.rates[i],
-        "edge_wait_s": wait,
-        "edge_queued": queued,
-        "edge_histogram": hist,
-        "preference": c.preference,
-        "delay_estimate_s": np.array(delay),
-        "energy_estimate_j": c.energy[i],
-        "num_edges": c.num_edges,
-        "time_s": now,
-    }
-
-
-def encode_mec_observation(m: dict[str, np.ndarray], config: MecConfig) -> np.ndarray:
-    """[B, obs] float32 observations from batched metrics (pure function of the metrics)."""
-    b = len(m["deadline_s"])
-    obs = np.empty((b, observation_size(config)), dtype=np.float32)  # entries rounded as written
-    obs[:, 0] = np.log10(np.maximum(m["task_bits"], 1.0)) / 10.0
-    obs[:, 1] = m["deadline_s"]
-    obs[:, 2] = np.minimum(m["local_time_s"] / m["deadline_s"], 10.0) / 10.0
-    obs[:, 3] = np.minimum(m["local_energy_j"] / config.energy_ref_j, 10.0) / 10.0
-    obs[:, 4:7] = 0.0  # device type, one-hot
-    obs[np.arange(b), 4 + np.minimum(m["device_type"], MAX_DEVICE_TYPES - 1)] = 1.0
-    obs[:, 7] = np.minimum(m["local_wait_s"], 10.0) / 10.0
-    servers = server_view(obs, config.max_edges)  # [B, cloud + edges, SERVER_FEATURES]
-    servers[:, 0, 0] = 1.0
-    servers[:, 1:, 0] = m["edge_exists"]
-    servers[:, 0, 1] = m["cloud_speed"] / 2.0
-    servers[:, 1:, 1] = m["edge_speed"] * m["edge_exists"] / 2.0
-    servers[:, :, 2] = np.log2(1.0 + m["rates_bps"] / 1e6) / 16.0
-    servers[:, 0, 3:] = 0.0
-    servers[:, 1:, 3] = np.minimum(m["edge_wait_s"], 10.0) / 10.0
-    servers[:, 1:, 4] = m["edge_queued"] / QUEUE_SLOTS
-    servers[:, 1:, 5:] = m["edge_histogram"] / QUEUE_SLOTS
-    at, n = estimates_at(config), config.max_edges + 2
-    obs[:, at - 2] = m["preference"]
-    obs[:, at - 1] = 1.0 - m["preference"]
-    obs[:, at : at + n] = m["delay_estimate_s"] / m["deadline_s"][:, None]  # inf (missing edge): 1
-    obs[:, at + n :] = cost_feature(
-        m["delay_estimate_s"], m["energy_estimate_j"], m["preference"][:, None], config
+def encode_mec_observation(m: Mapping[str, Any], config: MecConfig) -> np.ndarray:
+    """[B, obs] float32 observations from batched metrics (leading batch axis; a pure function of
+    the metrics, ``rules.encode_row`` per task). A metric of the wrong shape raises ValueError."""
+    b = np.shape(m["deadline_s"])[0] if np.ndim(m["deadline_s"]) else 0
+    values = {}
+    for key, shape in _metric_shapes(config).items():
+        dtype = {"edge_exists": bool, "device_type": np.int64}.get(key, np.float64)
+        value = np.ascontiguousarray(m[key], dtype=dtype)
+        if value.shape != (b, *shape):
+            raise ValueError(
+                f"metric {key!r} has shape {value.shape[1:]} per task, expected {shape} "
+                f"(max_edges = {config.max_edges})"
+            )
+        values[key] = value
+    obs = np.empty((b, observation_size(config)), dtype=np.float32)
+    rules.encode_rows(
+        **values, delay_ref_s=float(config.delay_ref_s), energy_ref_j=float(config.energy_ref_j), obs=obs
     )
-    return np.clip(obs, 0.0, 1.0, out=obs)
+    return obs
 
 
-def cost_feature(delay: np.ndarray, energy: np.ndarray, w: Any, config: MecConfig) -> np.ndarray:
-    """Per action, the estimated scalarised cost c = w delay / T_ref + (1 - w) energy / E_ref (minus
-    the reward the action would earn), squashed to 1 - 1 / (1 + c) in [0, 1]: order-preserving,
-    so its argmin is the greedy-weighted choice; an unavailable action (+inf) gives 1."""
-    d = np.minimum(delay, 1e30)
-    e = np.minimum(energy, 1e30)
-    cost = w * d / config.delay_ref_s + (1.0 - w) * e / config.energy_ref_j
-    return 1.0 - 1.0 / (1.0 + cost)
+def describe_action(a: int) -> str:
+    """What MecOffload action ``a`` runs the task on: local, cloud or edge i."""
+    return ("local", "cloud")[a] if a < 2 else f"edge {a - 2}"
 
 
 def server_view(obs: np.ndarray, max_edges: int) -> np.ndarray:
@@ -173,16 +111,31 @@ def server_view(obs: np.ndarray, max_edges: int) -> np.ndarray:
     return obs[..., SERVERS_AT:end].reshape(*obs.shape[:-1], -1, SERVER_FEATURES)
 
 
-def episode_kpis(delays: np.ndarray, energies: np.ndarray, missed: np.ndarray, w: float) -> dict[str, float]:
-    """The KPIs of one finished episode from its tasks' delays (s), energies (J) and misses."""
-    return {
-        "tasks": float(len(delays)),
-        "delay_mean_s": float(delays.mean()),
-        "delay_p95_s": float(np.quantile(delays, 0.95)),
-        "deadline_miss_ratio": float(np.mean(missed)),
-        "energy_per_task_j": float(energies.mean()),
-        "preference": float(w),
-    }
+def episode_kpis(
+    delays: np.ndarray, energies: np.ndarray, missed: np.ndarray, w: Any
+) -> list[dict[str, float]]:
+    """The KPIs of finished episodes (one row per episode, one column per task) from their tasks'
+    delays (s), energies (J) and deadline misses, and each episode's preference ``w``."""
+    d, e, m = (np.atleast_2d(np.asarray(x, dtype=float)) for x in (delays, energies, missed))
+    columns = zip(
+        d.mean(axis=1).tolist(),
+        np.quantile(d, 0.95, axis=1).tolist(),
+        m.mean(axis=1).tolist(),
+        e.mean(axis=1).tolist(),
+        np.broadcast_to(np.asarray(w, dtype=float), len(d)).tolist(),
+        strict=True,
+    )
+    return [
+        {
+            "tasks": float(d.shape[1]),
+            "delay_mean_s": mean,
+            "delay_p95_s": p95,
+            "deadline_miss_ratio": miss,
+            "energy_per_task_j": energy,
+            "preference": pref,
+        }
+        for mean, p95, miss, energy, pref in columns
+    ]
 
 
 def check_invalid_action_options(invalid_action: str, penalty: float) -> float:
@@ -291,59 +244,29 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         self.observation_space = spaces.Box(0.0, 1.0, (observation_size(self.config),), np.float32)
         self._started = False
         self._mask = self.system.action_masks()[0]
-        edges = SERVERS_AT + SERVER_FEATURES * np.arange(1, self.config.max_edges + 1)
-        self._queue_entries = [slice(i + 3, i + SERVER_FEATURES) for i in edges.tolist()]
-        at = estimates_at(self.config)
-        self._delay_entries = slice(at, at + self.config.max_edges + 2)
-        self._cost_entries = slice(at + self.config.max_edges + 2, at + 2 * (self.config.max_edges + 2))
-        self._block: Any = None  # the system's block cache that _block_obs was encoded from
-        self._block_obs = np.zeros((0, observation_size(self.config)), dtype=np.float32)
+        self._action = np.zeros(1, dtype=np.int64)
 
     def _observe(self) -> tuple[np.ndarray, dict[str, Any]]:
-        m = single_metrics(self.system)
-        c, i = self.system.one_block(), self.system.task_index.item()
-        self._mask = c.mask[i]
-        return self._encode(m, c, i), {"metrics": m, "action_mask": self._mask}
+        """Observation and info of the pending task, measured from the system's state."""
+        self.system.observe(self.system.rows)
+        return self._report()
+
+    def _report(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """Observation and info from the system's last observation (fresh arrays)."""
+        s = self.system
+        self._mask = s.mask[0].copy()
+        self._mask.flags.writeable = False  # handed out in info and kept: nobody changes it
+        return s.obs[0].copy(), {"metrics": s.row_metrics(0), "action_mask": self._mask}
 
     def observation_from_metrics(self, metrics: Mapping[str, Any]) -> np.ndarray:
         """The observation of one task from a live system's metrics (the keys of ``info["metrics"]``,
         per-server values as lists or arrays); the same encoder the env uses."""
+        missing = [k for k in METRIC_KEYS if k not in metrics]
+        if missing:
+            needed = ", ".join(METRIC_KEYS)
+            raise ValueError(f"metrics lack {', '.join(map(repr, missing))} (the observation needs {needed})")
         batched = {k: np.asarray(metrics[k])[None] for k in METRIC_KEYS}
-        batched["device_type"] = batched["device_type"].astype(np.int64)  # JSON may carry it as 1.0
         return encode_mec_observation(batched, self.config)[0]
-
-    def _encode(self, m: dict[str, Any], c: Any, i: int) -> np.ndarray:
-        """``encode_mec_observation`` of the single-system metrics ``m`` of task ``i`` of the block
-        ``c``: the block's tasks are encoded at once with empty queues, and the queue entries of
-        this task (local wait, edges with work left, delay estimates) are written into a copy of its row."""
-        if c is not self._block:
-            n, edges = len(c.user), self.config.max_edges
-            block = {
-                **c.metrics,
-                "delay_estimate_s": np.zeros((n, edges + 2)),  # depends on the queues: written per step
-                "energy_estimate_j": c.energy,
-                "local_wait_s": np.zeros(n),
-                "edge_exists": c.exists,
-                "edge_speed": c.speed,
-                "cloud_speed": np.full(n, c.cloud_speed),
-                "edge_wait_s": np.zeros((n, edges)),
-                "edge_queued": np.zeros((n, edges), dtype=np.int64),
-                "edge_histogram": np.zeros((n, edges, HIST_BINS)),
-                "preference": np.full(n, c.preference),
-            }
-            self._block, self._block_obs = c, encode_mec_observation(block, self.config)
-        obs = self._block_obs[i].copy()
-        if m["local_wait_s"] > 0:
-            obs[7] = min(m["local_wait_s"], 10.0) / 10.0
-        for e, wait, queued, row in self.system.queue_rows_one():
-            hist = [h / QUEUE_SLOTS for h in row]
-            obs[self._queue_entries[e]] = [min(wait, 10.0) / 10.0, queued / QUEUE_SLOTS, *hist]
-        # delays are >= 0, and clipping at 1 before rounding to float32 gives the batched path's bits
-        obs[self._delay_entries] = np.minimum(m["delay_estimate_s"] / m["deadline_s"], 1.0)
-        obs[self._cost_entries] = cost_feature(
-            m["delay_estimate_s"], m["energy_estimate_j"], m["preference"], self.config
-        )
-        return obs
 
     def action_masks(self) -> np.ndarray:
         return self._mask.copy()
@@ -352,7 +275,6 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         self.system.reset(self.np_random)
         self._started = True
-        self._episode: list[tuple[float, float, bool]] = []  # (delay, energy, missed) per task
         return self._observe()
 
     def _check_action(self, action: Any, mask: np.ndarray) -> tuple[int, str]:
@@ -383,16 +305,13 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
                 f"{type(self).__name__}: {message} (rejected; see action_masks(); later rejections "
                 "are reported only in info['rejected_action'])"
             )
-        obs, info = self._observe()
-        # the same task again: fresh copies of the arrays that the last info may share
-        m = info["metrics"]
-        info["metrics"] = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in m.items()}
+        obs, info = self._report()  # the same task again
         info["action_mask"] = np.array(info["action_mask"])
         info.update(rejected_action=message, reward_terms={"invalid_action": -self.invalid_action_penalty})
         return obs, -self.invalid_action_penalty, False, False, info
 
     def _describe(self, a: int) -> str:
-        return ("local", "cloud")[a] if a < 2 else f"edge {a - 2}"
+        return describe_action(a)
 
     def get_action_meanings(self) -> list[str]:
         return [self._describe(a) for a in range(self.action_space.n)]
@@ -402,13 +321,18 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         if rejected:
             return self._reject(rejected)
         w = self.system.preference.item()
-        return self._finish_step(w, *self.system.apply_one(a, self.np_random))
+        self._action[0] = a
+        self.system.step(self._action, self.np_random)  # executes it (allowed) and observes
+        return self._finish_step(w, self.system.result[0].tolist())
 
-    def _finish_step(self, w: float, delay: float, energy: float, missed: bool, done: bool):
-        cfg = self.config
-        terms = {"delay": -delay / cfg.delay_ref_s, "energy": -energy / cfg.energy_ref_j}
-        reward = w * terms["delay"] + (1.0 - w) * terms["energy"]
-        obs, info = self._observe()
+    def _finish_step(self, w: float, result: list[float]):
+        """Reward, observation and info after the task ran (``result``: ``rules.R_*`` columns)."""
+        delay, energy, delay_term, energy_term, cost, missed_flag, _ = result
+        missed = missed_flag > 0
+        done = self.system.tasks_done.item() >= self.config.episode_tasks
+        terms = {"delay": delay_term, "energy": energy_term}
+        reward = -cost
+        obs, info = self._report()
         info.update(
             reward_vec=np.array([-delay, -energy]),
             reward_terms=terms,
@@ -417,10 +341,8 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
             delay_s=delay,
             energy_j=energy,
         )
-        self._episode.append((delay, energy, missed))
-        if done:
-            d, e, miss = (np.array(x, dtype=float) for x in zip(*self._episode, strict=True))
-            info["episode_kpis"] = episode_kpis(d, e, miss, w)
+        if done:  # the system logged the episode's tasks
+            info["episode_kpis"] = episode_kpis(*self.system.task_log[:, :1], w)[0]
         return obs, reward, False, done, info
 
     def render(self) -> str | None:
@@ -468,38 +390,27 @@ class DnnSplitEnv(MecOffloadEnv):
         size = observation_size(self.config) + 2 * self.num_splits
         self.observation_space = spaces.Box(0.0, 1.0, (size,), np.float32)
 
-    def _observe(self) -> tuple[np.ndarray, dict[str, Any]]:
-        obs, info = super()._observe()
-        delay, energy = self.system.predict_split()
-        deadline = self.system.deadline[:, None]
-        extra = np.concatenate(
-            [
-                np.clip(np.nan_to_num(delay / deadline, posinf=1.0), 0.0, 1.0),
-                np.clip(energy / self.config.energy_ref_j, 0.0, 1.0),
-            ],
-            axis=1,
-        )[0].astype(np.float32)
-        info["metrics"]["split_delay_estimate_s"] = delay[0]
-        info["metrics"]["split_energy_estimate_j"] = energy[0]
-        info["action_mask"] = self.action_masks()
-        return np.concatenate([obs, extra]), info
+    def _report(self) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = super()._report()
+        s = self.system
+        s.observe_splits(s.rows)
+        info["metrics"]["split_delay_estimate_s"] = s.split_delay[0].copy()
+        info["metrics"]["split_energy_estimate_j"] = s.split_energy[0].copy()
+        self._mask = s.split_mask[0].copy()
+        info["action_mask"] = self._mask.copy()
+        return np.concatenate([obs, s.split_obs[0]]), info
 
     def observation_from_metrics(self, metrics: Mapping[str, Any]) -> np.ndarray:
         obs = super().observation_from_metrics(metrics)
-        delay = np.asarray(metrics["split_delay_estimate_s"], dtype=float)
-        energy = np.asarray(metrics["split_energy_estimate_j"], dtype=float)
+        delay = np.ascontiguousarray(metrics["split_delay_estimate_s"], dtype=float)
+        energy = np.ascontiguousarray(metrics["split_energy_estimate_j"], dtype=float)
         if delay.shape != (self.num_splits,) or energy.shape != (self.num_splits,):
             raise ValueError(
                 f"split estimates need {self.num_splits} entries, got {delay.shape} and {energy.shape}"
             )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.nan_to_num(delay / float(metrics["deadline_s"]), posinf=1.0)
-        energy = np.clip(energy / self.config.energy_ref_j, 0.0, 1.0)
-        extra = np.concatenate([np.clip(ratio, 0.0, 1.0), energy])
-        return np.concatenate([obs, extra.astype(np.float32)])
-
-    def action_masks(self) -> np.ndarray:
-        return self.system.split_masks()[0]
+        extra = np.empty(2 * self.num_splits, dtype=np.float32)
+        rules.encode_split_row(extra, float(metrics["deadline_s"]), delay, energy, self.config.energy_ref_j)
+        return np.concatenate([obs, extra])
 
     def get_action_meanings(self) -> list[str]:
         return [
@@ -517,5 +428,6 @@ class DnnSplitEnv(MecOffloadEnv):
         if rejected:
             return self._reject(rejected)
         w = float(self.system.preference[0])
-        delay, energy, missed, done = self.system.apply_split(np.array([a]), self.np_random)
-        return self._finish_step(w, float(delay[0]), float(energy[0]), bool(missed[0]), bool(done[0]))
+        self.system.apply_split(np.array([a]), self.np_random)
+        self.system.observe(self.system.rows)
+        return self._finish_step(w, self.system.result[0].tolist())

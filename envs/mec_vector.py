@@ -15,15 +15,9 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from .edge.rules import R_COST, R_DELAY, R_ENERGY, R_MISSED
 from .edge.system import MecBatch
-from .mec_offload import (
-    check_invalid_action_options,
-    encode_mec_observation,
-    episode_kpis,
-    observation_size,
-    scenario_config,
-    system_metrics,
-)
+from .mec_offload import check_invalid_action_options, episode_kpis, observation_size, scenario_config
 
 
 class MecOffloadVectorEnv(VectorEnv):
@@ -63,16 +57,16 @@ class MecOffloadVectorEnv(VectorEnv):
             self._rng = np.random.default_rng(seed)
         self.system.reset(self._rng)
         self._started = True
-        tasks = self.config.episode_tasks
-        self._episode = np.zeros((3, self.num_envs, tasks))  # delay, energy, missed of each task so far
-        self._episode_len = np.zeros(self.num_envs, dtype=np.int64)
-        return self._obs(), {}
+        self.system.observe()
+        return self.system.obs.copy(), self._mask_info()
 
-    def _obs(self) -> np.ndarray:
-        return encode_mec_observation(system_metrics(self.system), self.config)
+    def _mask_info(self) -> dict[str, np.ndarray]:
+        """The action masks in the infos, as a vector of the scalar envs would give them."""
+        return {"action_mask": self.system.mask.copy(), "_action_mask": np.ones(self.num_envs, dtype=bool)}
 
     def action_masks(self) -> np.ndarray:
-        return self.system.action_masks()
+        """[num_envs, actions]: the valid actions of each env's pending task."""
+        return self.system.mask.copy()
 
     def step(self, actions):
         if not self._started:
@@ -81,42 +75,37 @@ class MecOffloadVectorEnv(VectorEnv):
         if actions.shape != (self.num_envs,):
             raise ValueError(f"actions must have shape ({self.num_envs},), got {np.shape(actions)}")
         n_actions = self.single_action_space.n
-        if not np.all(np.isfinite(actions)) or np.any(actions != np.round(actions)):
+        if actions.dtype.kind not in "iu" and (
+            actions.dtype.kind not in "fb" or not np.all(np.isfinite(actions)) or np.any(actions % 1)
+        ):
             raise ValueError(f"actions must be integers, got {actions}")
-        if np.any((actions < 0) | (actions >= n_actions)):
+        if actions.min() < 0 or actions.max() >= n_actions:
             raise ValueError(f"actions must be integers in 0..{n_actions - 1}, got {actions}")
-        actions = actions.astype(np.int64)
-        valid = self.system.action_masks()[np.arange(self.num_envs), actions]
-        w = self.system.preference.copy()
-        delay, energy, missed, done = self.system.apply(actions, self._rng, valid)
-        cfg = self.config
-        reward = w * (-delay / cfg.delay_ref_s) + (1.0 - w) * (-energy / cfg.energy_ref_j)
-        reward = np.where(valid, reward, -self.invalid_action_penalty)
-        truncated = done & valid
-        obs = self._obs()
+        actions = actions.astype(np.int64, copy=False)
+        s = self.system
+        obs = np.empty_like(s.obs)  # handed out: a fresh array every step
+        valid = s.step(actions, self._rng, obs)  # rejected where masked: the task stays pending
+        result = s.result
+        reward = np.where(valid, -result[:, R_COST], -self.invalid_action_penalty)
+        truncated = valid & (s.tasks_done >= self.config.episode_tasks)
         infos: dict[str, Any] = {
-            "delay_s": np.where(valid, delay, np.nan),
-            "energy_j": np.where(valid, energy, np.nan),
-            "deadline_missed": missed & valid,
+            "delay_s": result[:, R_DELAY].copy(),  # NaN where the action was rejected
+            "energy_j": result[:, R_ENERGY].copy(),
+            "deadline_missed": result[:, R_MISSED] > 0,
             "rejected_action": ~valid,
         }
-        rows = np.flatnonzero(valid)
-        slot = np.minimum(self._episode_len[rows], self.config.episode_tasks - 1)
-        self._episode[:, rows, slot] = (delay[rows], energy[rows], missed[rows])
-        self._episode_len[rows] += 1
         if truncated.any():
             rows = np.flatnonzero(truncated)
             kpis = np.empty(self.num_envs, dtype=object)
-            for i in rows:
-                d, e, miss = self._episode[:, i, : self._episode_len[i]]
-                kpis[i] = episode_kpis(d, e, miss, w[i])
+            # the system logged each finished episode's episode_tasks tasks (rejections do not count)
+            kpis[rows] = episode_kpis(*s.task_log[:, rows], s.preference[rows])  # w before the reset
             infos["episode_kpis"], infos["_episode_kpis"] = kpis, truncated.copy()
-            self._episode_len[rows] = 0
             infos["final_obs"] = obs.copy()
             infos["_final_obs"] = truncated.copy()
-            self.system.reset(self._rng, rows)
-            obs = self._obs()
-        return obs, reward.astype(np.float64), np.zeros(self.num_envs, dtype=bool), truncated, infos
+            s.reset(self._rng, rows)
+            s.observe(rows, obs)
+        infos.update(self._mask_info())
+        return obs, reward, np.zeros(self.num_envs, dtype=bool), truncated, infos
 
 
 __all__ = ["MecOffloadVectorEnv"]

@@ -37,7 +37,8 @@ import numpy as np
 
 import servegym  # noqa: F401  (registers the env ids)
 from servegym import baselines
-from servegym.baselines.mec import DELAY_REF_S, ENERGY_REF_J, MEC_ENV, SPLIT_ENV
+from servegym.baselines.mec import MEC_ENV, SPLIT_ENV
+from servegym.envs.edge.rules import DELAY_REF_S, ENERGY_REF_J, scalarised_cost
 
 DEFAULT_PREFERENCES: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 11), 10))  # 0:0.1:1
 POLICY_PREFERENCES: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 51), 10))  # 0:0.02:1
@@ -111,8 +112,9 @@ def scalarised_utility(
     energy_ref_j: float = ENERGY_REF_J,
 ) -> np.ndarray | float:
     """``-(w T / T_ref + (1 - w) E / E_ref)``: the env's per-task reward for delay T, energy E."""
-    w, delay, energy = np.asarray(w), np.asarray(delay), np.asarray(energy)
-    return -(w * delay / delay_ref_s + (1 - w) * energy / energy_ref_j)
+    w, delay, energy = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (w, delay, energy)))
+    cost = scalarised_cost(delay.ravel(), energy.ravel(), w.ravel(), float(delay_ref_s), float(energy_ref_j))
+    return -cost.reshape(delay.shape) if delay.ndim else -float(cost[0])
 
 
 def expected_utility(

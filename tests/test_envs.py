@@ -218,20 +218,7 @@ def test_render_modes(env_id):
     assert env.render() is None  # no render mode: nothing
 
 
-@pytest.mark.parametrize(
-    "env_id",
-    [
-        pytest.param(
-            env_id,
-            marks=pytest.mark.xfail(
-                env_id == "servegym/MecOffload-v0",
-                reason="the batched MecOffload vector env's reset info lacks action_mask (fix on its way)",
-                strict=True,
-            ),
-        )
-        for env_id in ENV_IDS
-    ],
-)
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_make_vec(env_id):
     modes = ["sync"] + (["vector_entry_point"] if gym.spec(env_id).vector_entry_point else [])
     single = gym.make(env_id)

@@ -10,6 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rules import transmit_energy_j, upload_s
+
+__all__ = [
+    "NOISE_DBM_PER_HZ",
+    "mean_snr",
+    "noise_power_w",
+    "path_loss_db",
+    "shannon_rate_bps",
+    "transmit_energy_j",
+    "uplink_rate_bps",
+    "upload_s",
+]
+
 NOISE_DBM_PER_HZ = -174.0  # thermal noise density (D1)
 
 
@@ -32,17 +45,15 @@ def mean_snr(distance_m, tx_power_w, bandwidth_hz, noise_figure_db: float = 0.0)
     return tx_power_w * gain / noise_power_w(bandwidth_hz, noise_figure_db)
 
 
-def shannon_rate_bps(bandwidth_hz, snr):
-    """``B log2(1 + snr)`` (bit/s)."""
-    return np.asarray(bandwidth_hz, dtype=float) * np.log2(1.0 + snr)
+def shannon_rate_bps(bandwidth_hz, snr, out=None):
+    """``B log2(1 + snr)`` (bit/s); ``out`` (an array of snr's shape, may be ``snr``) receives it."""
+    if out is None:
+        return np.asarray(bandwidth_hz, dtype=float) * np.log2(1.0 + snr)
+    np.log2(np.add(1.0, snr, out=out), out=out)
+    return np.multiply(np.asarray(bandwidth_hz, dtype=float), out, out=out)
 
 
 def uplink_rate_bps(distance_m, tx_power_w, bandwidth_hz, fading=1.0, noise_figure_db: float = 0.0):
     """Shannon rate of the uplink (bit/s) for a Rayleigh power gain ``fading`` (mean 1)."""
     snr = mean_snr(distance_m, tx_power_w, bandwidth_hz, noise_figure_db) * fading
     return shannon_rate_bps(bandwidth_hz, snr)
-
-
-def transmit_energy_j(bits, rate_bps, tx_power_w):
-    """Device energy to send ``bits`` at ``rate_bps`` with power ``tx_power_w``: p * s / r."""
-    return tx_power_w * np.asarray(bits, dtype=float) / np.maximum(rate_bps, 1e-9)

@@ -1,31 +1,34 @@
 """A batched mobile-edge computing system: users, a radio channel, FCFS edge servers, a cloud.
 
 Every array has a leading batch dimension (one row per independent system), so the scalar
-environment (batch of one) and the vectorised environment share this code. Compute times and
-energies of each task come from the latency model (``DNNLatency``) on the catalog hardware;
-edge and cloud speeds are scaled per episode (domain randomisation, GMORL's 2 +- 0.5 GHz /
-4 +- 1 GHz as +-25 %).
+environment (batch of one), the vectorised environment and the multi-agent environment share
+this code and the compiled rules in ``rules.py``. Compute times and energies of each task come
+from the latency model (``DNNLatency``) on the catalog hardware; edge and cloud speeds are
+scaled per episode (domain randomisation, GMORL's 2 +- 0.5 GHz / 4 +- 1 GHz as +-25 %).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
-from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
 from servegym.hardware import get_device, get_dnn
 from servegym.hardware.dnn import DNNLatency
 
-from .physics import mean_snr, shannon_rate_bps, transmit_energy_j
+from . import rules
+from .physics import mean_snr, shannon_rate_bps
+from .rules import (
+    DELAY_REF_S,
+    ENERGY_REF_J,
+    R_NEEDS_BLOCK,
+    RESULT_COLUMNS,
+    SERVER_FEATURES,
+    SERVERS_AT,
+)
 
-LOCAL, CLOUD = 0, 1  # action indices; edges are 2 .. 2 + max_edges - 1
-HIST_BINS = 8
-HIST_EDGES_S = np.array([0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, np.inf])  # remaining-work bins
-HIST_INNER_EDGES = HIST_EDGES_S[1:-1].tolist()
-QUEUE_SLOTS = 8  # completion times remembered per edge (for the queued-work histogram)
 TASK_BLOCK = 128  # tasks drawn at once per system (a default episode is 100)
 
 
@@ -52,8 +55,8 @@ class MecConfig:
     deadline_s: tuple[float, float] = (0.1, 1.0)
     preference: float = -1.0  # delay weight w; < 0: drawn per episode from U(0, 1)
     episode_tasks: int = 100  # GMORL
-    delay_ref_s: float = 0.5  # normalisation of the scalarised reward
-    energy_ref_j: float = 0.5
+    delay_ref_s: float = DELAY_REF_S  # T_ref and E_ref of the scalarised cost (rules.scalarised_cost)
+    energy_ref_j: float = ENERGY_REF_J
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -148,53 +151,13 @@ class TaskTables:
         )
 
 
-def earliest_start(arrive, run, starts, finishes, busy):
-    """When a task whose data reaches an edge at ``arrive`` and runs for ``run`` can start.
-
-    Edges are non-preemptive single servers that never delay work already scheduled: the task
-    takes the earliest idle gap after its arrival that fits it (FCFS with backfilling, HEFT's
-    insertion rule), so a task still uploading does not hold the server idle. ``starts`` and
-    ``finishes`` (trailing axis: the last ``QUEUE_SLOTS`` tasks) describe the schedule; when all of
-    them are still pending the schedule may be longer, so the task goes after ``busy`` (the
-    latest finish ever scheduled there, so no finish is later than ``busy``).
-    """
-    shape = np.broadcast_shapes(np.shape(arrive), np.shape(run), np.shape(busy))
-    arrive, run, busy = (np.broadcast_to(x, shape) for x in (arrive, run, busy))
-    start = arrive.copy()  # an edge with nothing scheduled after the arrival starts at once
-    idx = np.nonzero(busy > arrive)  # elsewhere nothing is (every finish <= busy)
-    if len(idx[0]):
-        starts, finishes = (np.broadcast_to(x, (*shape, QUEUE_SLOTS))[idx] for x in (starts, finishes))
-        a, r = arrive[idx], run[idx]
-        starts, finishes = np.ascontiguousarray(starts.T), np.ascontiguousarray(finishes.T)  # [slot, K]
-        lv = finishes > a
-        cand = np.concatenate([a[None], np.where(lv, finishes, np.inf)])  # [1 + slots, K]
-        # A candidate clashes with a task iff the task starts before the candidate's end and finishes
-        # after it starts (such a task is live, as no candidate starts before the arrival): so iff
-        # the earliest start among the tasks finishing after the candidate is before its end.
-        after = np.full(cand.shape, np.inf)
-        for s, f in zip(starts, finishes, strict=True):  # slot by slot: K-long inner loops
-            np.minimum(after, np.where(f > cand, s, np.inf), out=after)
-        best = np.where(after < cand + r, np.inf, cand).min(axis=0)
-        full = lv.sum(axis=0) >= QUEUE_SLOTS
-        start[idx] = np.where(full | ~np.isfinite(best), np.maximum(a, busy[idx]), best)
-    return start
+def estimates_at(config: MecConfig) -> int:
+    """Index of the per-action estimates in the observation (after the preference w, 1 - w)."""
+    return SERVERS_AT + SERVER_FEATURES * (config.max_edges + 1) + 2
 
 
-def earliest_start_one(
-    arrive: float, run: float, starts: list[float], finishes: list[float], busy: float
-) -> float:
-    """``earliest_start`` of one task at one edge, in plain Python (the same rule and arithmetic)."""
-    live = [(s, f) for s, f in zip(starts, finishes, strict=True) if f > arrive]
-    if len(live) >= QUEUE_SLOTS:
-        return max(arrive, busy)
-    for cand in sorted([arrive] + [f for _, f in live]):  # the earliest that clashes with nothing
-        end = cand + run
-        for s, f in live:
-            if s < end and f > cand:
-                break
-        else:
-            return cand
-    return max(arrive, busy)  # not reached: nothing runs after the last finish
+def observation_size(config: MecConfig) -> int:
+    return estimates_at(config) + 2 * (config.max_edges + 2)
 
 
 class MecBatch:
@@ -203,13 +166,16 @@ class MecBatch:
     Each row draws its tasks ``TASK_BLOCK`` at a time (arrival gaps, users, DNNs, deadlines,
     per-link fading and the resulting rates), so a step only copies the next task in; arrivals
     do not depend on decisions, so this is the same process as drawing them one by one.
+    ``observe()`` fills, per row, the metrics a real system would report before a decision and
+    the observation (buffers below, overwritten by the next ``observe()``); the envs hand out
+    copies. State arrays are only ever updated in place (the kernels hold references to them).
     """
 
     def __init__(self, config: MecConfig, batch: int) -> None:
         self.config = config
         self.batch = batch
         self.tables = config.tables
-        b, n, m = batch, config.num_users, config.max_edges
+        b, n, m, a = batch, config.num_users, config.max_edges, config.max_edges + 2
         self.rows = np.arange(b)
         self.num_edges = np.zeros(b, dtype=np.int64)
         self.edge_exists = np.zeros((b, m), dtype=bool)
@@ -219,9 +185,9 @@ class MecBatch:
         self.edge_distance = np.ones((b, n, m))
         self.user_snr = np.ones((b, n, m))  # mean SNR of each user's uplink to each edge
         self.user_nearest = np.zeros((b, n), dtype=np.int64)  # each user's nearest existing edge
-        self.edge_busy = np.zeros((b, m))
-        self.edge_ring = np.zeros((b, m, QUEUE_SLOTS))  # finish times of the last tasks per edge
-        self.edge_ring_start = np.zeros((b, m, QUEUE_SLOTS))  # and their start times
+        self.edge_busy = np.zeros((b, m))  # the latest finish ever scheduled at each edge
+        self.edge_ring = np.zeros((b, m, rules.QUEUE_SLOTS))  # finish times of the last tasks per edge
+        self.edge_ring_start = np.zeros((b, m, rules.QUEUE_SLOTS))  # and their start times
         self.ring_pos = np.zeros((b, m), dtype=np.int64)
         self.local_busy = np.zeros((b, n))
         self.now = np.zeros(b)
@@ -233,15 +199,85 @@ class MecBatch:
         self.task_f = np.ones((b, m + 2))
         self.task_i = np.zeros((b, 3), dtype=np.int64)
         self.block_size = TASK_BLOCK
-        self.block_gap = np.zeros((b, self.block_size))
-        self.block_f = np.ones((b, self.block_size, m + 2))
-        self.block_i = np.zeros((b, self.block_size, 3), dtype=np.int64)
+        # Blocks of drawn tasks, task-major: the next tasks of all rows lie side by side.
+        self.block_gap = np.zeros((self.block_size, b))
+        self.block_f = np.ones((self.block_size, b, m + 2))
+        self.block_i = np.zeros((self.block_size, b, 3), dtype=np.int64)
         self.task_index = np.zeros(b, dtype=np.int64)  # the pending task's place in its block
-        self.block_serial = 0  # counts drawn blocks (the single-system block cache is keyed on it)
-        self._prediction: tuple[np.ndarray, np.ndarray] | None = None  # cached until the state moves
-        self._single: tuple[list[float], list[float]] | None = None  # predict_one's cache
-        self._queues: SimpleNamespace | None = None  # _queues_one's cache
-        self._block: SimpleNamespace | None = None  # one_block's cache
+        params = [0.0] * 6
+        params[rules.P_WAN_DELAY] = config.wan_delay_s
+        params[rules.P_WAN_BANDWIDTH] = config.wan_bandwidth_bps
+        params[rules.P_TX_POWER] = config.tx_power_w
+        params[rules.P_MIN_RATE] = config.min_rate_bps
+        params[rules.P_DELAY_REF] = config.delay_ref_s
+        params[rules.P_ENERGY_REF] = config.energy_ref_j
+        self.params = np.array(params, dtype=float)
+        self.result = np.zeros((b, RESULT_COLUMNS))  # outcome of each row's last executed task
+        self.task_log = np.zeros((3, b, config.episode_tasks))  # delay, energy, missed per task
+        # What observe() reports, one row per system: the scalar metrics and the per-edge/-link/
+        # -action arrays side by side (views in _bind), so one copy of a row holds them all.
+        self.layout = rules.report_layout(m)
+        self.offsets = rules.report_offsets(m)
+        self.reported = np.zeros((b, self.offsets[-1]))
+        self.edge_queued = np.zeros((b, m), dtype=np.int64)
+        self.mask = np.zeros((b, a), dtype=bool)
+        self.obs = np.zeros((b, observation_size(config)), dtype=np.float32)
+        # Filled by observe_splits() (DnnSplit): per split point k = 0 .. L.
+        splits = self.tables.split_bits.shape[1]
+        self.split_delay = np.zeros((b, splits))
+        self.split_energy = np.zeros((b, splits))
+        self.split_mask = np.zeros((b, splits), dtype=bool)
+        self.split_obs = np.zeros((b, 2 * splits), dtype=np.float32)
+        self._bind()
+
+    def _bind(self) -> None:
+        """Views into ``reported`` and the argument lists of the kernels (rebuilt after unpickling:
+        pickle keeps no views)."""
+        b, t = self.batch, self.tables
+        self.slices: dict[str, slice] = {}
+        views = {}
+        starts, stops = self.offsets[:-1], self.offsets[1:]
+        for (name, shape), start, stop in zip(self.layout.items(), starts, stops, strict=True):
+            self.slices[name] = slice(start, stop)
+            views[name] = self.reported[:, start:stop].reshape(b, *shape)
+            assert np.shares_memory(views[name], self.reported)
+        self.scalars = views["scalars"]
+        self.edge_wait, self.edge_histogram = views["edge_wait_s"], views["edge_histogram"]
+        self.delay_estimate, self.energy_estimate = views["delay_estimate_s"], views["energy_estimate_j"]
+        tables = (t.input_bits, t.local_time, t.local_energy, t.edge_time, t.cloud_time)
+        queues = (self.edge_busy, self.edge_ring, self.edge_ring_start)
+        pending = (self.local_busy, self.user_device)
+        block = (self.block_gap, self.block_f, self.block_i)
+        split_tables = (t.prefix_time, t.prefix_energy, t.suffix_edge_time, t.split_bits)
+        self._action = np.zeros(1, dtype=np.int64)
+        self._valid = np.zeros(self.batch, dtype=bool)
+        self._apply_args = (
+            self.now, self.preference, self.cloud_speed, self.edge_exists, self.edge_speed, *queues,
+            self.ring_pos, *pending, self.tasks_done, self.task_index, self.task_f, self.task_i, *block,
+            *tables, self.params, self.result, self.task_log,
+        )  # fmt: skip
+        self._report_args = (self.reported, self.offsets, self.edge_queued, self.mask)
+        self._apply_split_args = (
+            self.now, self.preference, self.edge_speed, *queues, self.ring_pos, *pending,
+            self.tasks_done, self.task_index, self.task_f, self.task_i, *block, *split_tables,
+            self.params, self.result, self.task_log,
+        )  # fmt: skip
+        self._observe_split_args = (
+            self.now, self.edge_speed, *queues, *pending, self.task_f, self.task_i, *split_tables,
+            t.num_layers, self.params, self.split_delay, self.split_energy, self.split_mask,
+            self.split_obs,
+        )  # fmt: skip
+        self._load_args = (self.task_index, self.now, self.task_f, self.task_i, *block)
+        self._store_args = (self.edge_exists, self.user_nearest, *block)
+
+    _DERIVED = ("slices", "scalars", "edge_wait", "edge_histogram", "delay_estimate", "energy_estimate")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k not in self._DERIVED and not k.startswith("_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind()
 
     # Views of the pending task (properties, so copies and pickles stay consistent).
     deadline = property(lambda self: self.task_f[:, 0])
@@ -254,7 +290,7 @@ class MecBatch:
     def reset(self, rng: np.random.Generator, rows: np.ndarray | None = None) -> None:
         """Draw new systems (server count, speeds, positions, load, preference) for ``rows``."""
         cfg = self.config
-        rows = self.rows if rows is None else rows
+        rows = self.rows if rows is None else np.asarray(rows, dtype=np.int64)
         k, n, m = len(rows), cfg.num_users, cfg.max_edges
         edges = np.full(k, cfg.num_edges) if cfg.num_edges else rng.integers(1, m + 1, k)
         self.num_edges[rows] = edges
@@ -275,379 +311,181 @@ class MecBatch:
         self.arrival_rate[rows] = cfg.arrival_rate if cfg.arrival_rate > 0 else rng.uniform(2.0, 20.0, k)
         self.preference[rows] = cfg.preference if cfg.preference >= 0 else rng.uniform(0.0, 1.0, k)
         self.tasks_done[rows] = 0
-        self._draw_tasks(rng, rows)
-        self._next_task(rng, rows)
+        self._new_block(rng, rows)
 
     def _draw_users(self, rng: np.random.Generator, rows: np.ndarray, size: int) -> np.ndarray:
         """[len(rows), size]: the users whose tasks arrive next (uniform over the users)."""
         return rng.integers(0, self.config.num_users, (len(rows), size))
 
-    def _draw_tasks(self, rng: np.random.Generator, rows: np.ndarray) -> None:
-        """A new block of tasks for ``rows``: exponential gaps, users, DNNs, deadlines, and each
-        task's channel (Rayleigh fading re-drawn per task and link; the cloud is reached through
-        the user's nearest base station, an edge site, and then the WAN)."""
+    def _new_block(self, rng: np.random.Generator, rows: np.ndarray) -> None:
+        """A new block of tasks for ``rows`` (drawn in one go), whose first task becomes pending.
+
+        Exponential gaps, users, DNNs, deadlines, and each task's channel (Rayleigh fading
+        re-drawn per task and link; the cloud is reached through the user's nearest base
+        station, an edge site, and then the WAN)."""
         cfg, k, size = self.config, len(rows), self.block_size
-        self.block_gap[rows] = rng.exponential(1.0 / self.arrival_rate[rows, None], (k, size))
-        users = self._draw_users(rng, rows, size)
-        self.block_i[rows, :, 0] = users
-        self.block_i[rows, :, 1] = rng.integers(0, len(cfg.dnns), (k, size))
-        self.block_i[rows, :, 2] = nearest = self.user_nearest[rows[:, None], users]
-        self.block_f[rows, :, 0] = rng.uniform(*cfg.deadline_s, (k, size))
-        snr = self.user_snr[rows[:, None], users] * rng.exponential(1.0, (k, size, cfg.max_edges))
-        rates = np.where(self.edge_exists[rows, None, :], shannon_rate_bps(cfg.bandwidth_hz, snr), 0.0)
-        self.block_f[rows, :, 2:] = rates
-        self.block_f[rows, :, 1] = np.take_along_axis(rates, nearest[:, :, None], axis=2)[:, :, 0]
-        self.task_index[rows] = -1
-        self.block_serial += 1
+        gaps = rng.exponential(1.0 / self.arrival_rate[rows, None], (k, size))
+        users = np.ascontiguousarray(self._draw_users(rng, rows, size))
+        dnns = rng.integers(0, len(cfg.dnns), (k, size))
+        deadlines = rng.uniform(*cfg.deadline_s, (k, size))
+        snr = rng.exponential(1.0, (k, size, cfg.max_edges))  # the fading, then times the mean SNR
+        rules.scale_by_mean_snr(rows, users, self.user_snr, snr)
+        rates = shannon_rate_bps(cfg.bandwidth_hz, snr, out=snr)
+        rules.store_block(rows, gaps, users, dnns, deadlines, rates, *self._store_args)
+        rules.load_tasks(rows, np.zeros(k, dtype=np.int64), *self._load_args)
 
-    def _next_task(self, rng: np.random.Generator, rows: np.ndarray) -> None:
-        """Make the next task of each row pending (drawing a new block where one is used up)."""
-        i = self.task_index[rows] + 1
-        spent = i >= self.block_size
-        if spent.any():
-            self._draw_tasks(rng, rows[spent])
-            i[spent] = 0
-        self._load(rows, i)
+    # -- what the systems report before a decision -------------------------------------------------
+    def observe(self, rows: np.ndarray | None = None, obs: np.ndarray | None = None) -> None:
+        """Fill the metric buffers and the observations (``obs``, default ``self.obs``) of ``rows``
+        (default: all) from the state."""
+        rows = self.rows if rows is None else rows
+        obs = self.obs if obs is None else obs
+        rules.advance(rows, False, rows, self._valid, *self._apply_args, *self._report_args, obs)
 
-    def _load(self, rows, i) -> None:
-        """Make task ``i`` of their blocks pending in ``rows`` (arrays, or ints for one row)."""
-        self.task_index[rows] = i
-        self.now[rows] += self.block_gap[rows, i]
-        self.task_f[rows] = self.block_f[rows, i]
-        self.task_i[rows] = self.block_i[rows, i]
-        self._forget()
-
-    # -- outcomes --------------------------------------------------------------------------------
-    def invalidate(self) -> None:
-        """Forget cached predictions (and the single-system block cache) after changing the state
-        from outside."""
-        self._prediction = self._single = self._queues = self._block = None
-
-    def _forget(self) -> None:
-        """Forget what depends on the queues and the pending task (the state moved)."""
-        self._prediction = self._single = self._queues = None
+    def observe_splits(self, rows: np.ndarray | None = None) -> None:
+        """Fill the split estimates, masks and split observations of ``rows`` (DnnSplit)."""
+        rules.observe_splits(self.rows if rows is None else rows, *self._observe_split_args)
 
     def predict(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._prediction is None:
-            self._prediction = self._predict()
-        return self._prediction
-
-    def _predict(self) -> tuple[np.ndarray, np.ndarray]:
         """Delay and device energy of the pending task for every action: ([B, A], [B, A]).
 
-        Exact for this simulator (what a greedy heuristic with a perfect model would compute):
-        local FCFS on the device, upload + FCFS queue + execution at an edge, upload + WAN +
-        execution in the (elastic) cloud. Missing edges get +inf.
-        """
-        cfg, t = self.config, self.tables
-        rows, u, j = self.rows, self.user, self.dnn
-        dev = self.user_device[rows, u]
-        now = self.now
-        bits = t.input_bits[j]
-        delay = np.empty((self.batch, cfg.max_edges + 2))
-        energy = np.empty_like(delay)
-        local_start = np.maximum(now, self.local_busy[rows, u])
-        delay[:, 0] = local_start + t.local_time[dev, j] - now
-        energy[:, 0] = t.local_energy[dev, j]
-        rates = np.maximum(self.rates, 1e-9)  # [cloud access, edges]
-        delay[:, 1] = (
-            bits / rates[:, 0]
-            + cfg.wan_delay_s
-            + bits / cfg.wan_bandwidth_bps
-            + t.cloud_time[j] / self.cloud_speed
-        )
-        energy[:, 1:] = transmit_energy_j(bits[:, None], rates, cfg.tx_power_w)
-        run = t.edge_time[j][:, None] / self.edge_speed
-        start = earliest_start(
-            now[:, None] + bits[:, None] / rates[:, 1:],
-            run,
-            self.edge_ring_start,
-            self.edge_ring,
-            self.edge_busy,
-        )
-        delay[:, 2:] = np.where(self.edge_exists, start + run - now[:, None], np.inf)
-        energy[:, 2:] *= self.edge_exists
-        return delay, energy
-
-    def action_masks(self) -> np.ndarray:
-        """[B, A]: local always; the cloud and each existing edge unless its uplink is in outage
-        (rate below ``min_rate_bps`` after this task's fading draw)."""
-        masks = np.ones((self.batch, self.config.max_edges + 2), dtype=bool)
-        np.greater_equal(self.rates, self.config.min_rate_bps, out=masks[:, 1:])
-        masks[:, 2:] &= self.edge_exists
-        return masks
-
-    def apply(self, actions: np.ndarray, rng: np.random.Generator, valid: np.ndarray | None = None):
-        """Execute the pending tasks with ``actions`` (only where ``valid``; the others stay
-        pending); return (delay, energy, missed, done) for every row."""
-        actions = np.asarray(actions, dtype=np.int64)
-        valid = np.ones(self.batch, dtype=bool) if valid is None else valid
-        actions = np.where(valid, actions, LOCAL)
-        delay_all, energy_all = self.predict()
-        rows = self.rows
-        delay = delay_all[rows, actions]
-        energy = energy_all[rows, actions]
-        finish = self.now + delay
-        local = (actions == LOCAL) & valid
-        if local.any():
-            self.local_busy[rows[local], self.user[local]] = finish[local]
-        at_edge = (actions >= 2) & valid
-        if at_edge.any():
-            r, e = rows[at_edge], actions[at_edge] - 2
-            run = self.tables.edge_time[self.dnn[at_edge]] / self.edge_speed[r, e]
-            self._commit_edge(r, e, finish[at_edge] - run, finish[at_edge])
-        return self._advance(delay, energy, valid, rng)
-
-    def _commit_edge(self, r, e, start, finish) -> None:
-        """Record tasks running on edge ``e`` of rows ``r`` from ``start`` to ``finish``."""
-        self.edge_busy[r, e] = np.maximum(self.edge_busy[r, e], finish)
-        slot = self.ring_pos[r, e] % QUEUE_SLOTS
-        self.edge_ring[r, e, slot] = finish
-        self.edge_ring_start[r, e, slot] = start
-        self.ring_pos[r, e] += 1
-
-    def _advance(self, delay, energy, valid, rng):
-        self._forget()
-        missed = delay > self.deadline
-        self.tasks_done += valid
-        done = self.tasks_done >= self.config.episode_tasks
-        if valid.all():
-            self._next_task(rng, self.rows)
-        elif valid.any():
-            self._next_task(rng, self.rows[valid])
-        return delay, energy, missed, done
+        Exact for this simulator (what a greedy heuristic with a perfect model would compute);
+        missing edges get +inf."""
+        self.observe()
+        return self.delay_estimate.copy(), self.energy_estimate.copy()
 
     def queue_features(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per edge: seconds of queued work, tasks queued, and the GMORL-style histogram of
         queued tasks' remaining time ([B, M], [B, M], [B, M, HIST_BINS])."""
-        now = self.now
-        wait = np.maximum(self.edge_busy - now[:, None], 0.0)
-        queued = np.zeros(wait.shape, dtype=np.int64)
-        hist = np.zeros((*wait.shape, HIST_BINS))
-        idx = np.nonzero(wait)  # elsewhere every task has finished (finish <= busy)
-        if len(idx[0]):
-            remaining = self.edge_ring[idx] - now[idx[0], None]  # [K, QUEUE_SLOTS]
-            live = remaining > 0
-            bins = np.searchsorted(HIST_EDGES_S[1:-1], remaining, side="right")
-            bins += HIST_BINS * np.arange(len(bins))[:, None]  # a bin per (pair, bin)
-            counts = np.bincount(bins[live], minlength=len(bins) * HIST_BINS)
-            hist[idx] = counts.reshape(-1, HIST_BINS)
-            queued[idx] = live.sum(axis=1)
-        return wait, queued, hist
+        self.observe()
+        return self.edge_wait.copy(), self.edge_queued.copy(), self.edge_histogram.copy()
 
-    # -- a single system (batch of one) in plain Python: the scalar env's path ------------------
-    # The same arithmetic as the batched methods, element by element (agreement is tested bit for
-    # bit). What depends only on the tasks and the episode is worked out once per block of tasks.
-    def one_block(self) -> SimpleNamespace:
-        """Row 0's block of tasks, precomputed (rebuilt when a block is drawn or after
-        ``invalidate()``). Its arrays are read-only and never change: they are handed out as is."""
-        c = self._block
-        if c is None or c.serial != self.block_serial:
-            c = self._block = self._build_block()
-        return c
+    def action_masks(self) -> np.ndarray:
+        """[B, A]: local always; the cloud and each existing edge unless its uplink is in outage
+        (rate below ``min_rate_bps`` after this task's fading draw)."""
+        masks = np.empty((self.batch, self.config.max_edges + 2), dtype=bool)
+        rules.action_masks(self.edge_exists, self.task_f, self.params, masks)
+        return masks
 
-    def _build_block(self) -> SimpleNamespace:
-        cfg, t = self.config, self.tables
-        f, ints = self.block_f[0].copy(), self.block_i[0].copy()
-        i = self.task_index.item()
-        if i >= 0:  # the pending task as it is now (it may have been edited since it was loaded)
-            f[i], ints[i] = self.task_f[0], self.task_i[0]
-        user, dnn = ints[:, 0], ints[:, 1]
-        dev = self.user_device[0, user]
-        bits = t.input_bits[dnn]
-        rates = np.maximum(f[:, 1:], 1e-9)
-        cloud = bits / rates[:, 0] + cfg.wan_delay_s + bits / cfg.wan_bandwidth_bps
-        cloud += t.cloud_time[dnn] / self.cloud_speed[0]
-        energy = np.empty((len(f), cfg.max_edges + 2))
-        energy[:, 0] = t.local_energy[dev, dnn]
-        energy[:, 1:] = transmit_energy_j(bits[:, None], rates, cfg.tx_power_w)
-        energy[:, 2:] *= self.edge_exists[0]
-        mask = np.ones(energy.shape, dtype=bool)
-        np.greater_equal(f[:, 1:], cfg.min_rate_bps, out=mask[:, 1:])
-        mask[:, 2:] &= self.edge_exists[0]
-        n = len(f)  # the per-episode arrays get a row per task, so no two tasks share memory
-        exists, speed = np.empty((n, cfg.max_edges), dtype=bool), np.empty((n, cfg.max_edges))
-        exists[:], speed[:] = self.edge_exists[0], self.edge_speed[0]
-        exists_list = self.edge_exists[0].tolist()
-        metrics = {  # the per-task metrics, batched over the block
-            "task_bits": bits,
-            "deadline_s": f[:, 0],
-            "local_time_s": t.local_time[dev, dnn],
-            "local_energy_j": t.local_energy[dev, dnn],
-            "device_type": dev,
-            "rates_bps": f[:, 1:],
-        }
-        for a in (energy, mask, exists, speed, f, *metrics.values()):
-            a.flags.writeable = False
-        return SimpleNamespace(
-            serial=self.block_serial,
-            metrics=metrics,
-            energy=energy,
-            mask=mask,
-            exists=exists,
-            speed=speed,
-            rates=f[:, 1:],
-            cloud_speed=self.cloud_speed.item(),
-            preference=self.preference.item(),
-            num_edges=self.num_edges.item(),
-            energy_lists=energy.tolist(),
-            user=user.tolist(),
-            dnn=dnn.tolist(),
-            dev=dev.tolist(),
-            bits=bits.tolist(),
-            deadline=f[:, 0].tolist(),
-            local_time=metrics["local_time_s"].tolist(),
-            local_energy=metrics["local_energy_j"].tolist(),
-            cloud_delay=cloud.tolist(),
-            up=(bits[:, None] / rates[:, 1:]).tolist(),  # upload time to each edge
-            run=(t.edge_time[:, None] / self.edge_speed[0]).tolist(),  # [dnn][edge] run time
-            gap=self.block_gap[0].tolist(),
-            edges=[e for e, x in enumerate(exists_list) if x],
-            delay_template=[0.0, 0.0] + [0.0 if x else np.inf for x in exists_list],
-        )
-
-    def _queues_one(self) -> tuple[float, list[float], dict[int, tuple[list[float], list[float]]]]:
-        """(now, each edge's latest finish, the (starts, finishes) ring of each edge with work
-        left after now); cached until the state moves."""
-        if self._queues is None:
-            now = self.now.item()
-            busy = self.edge_busy[0].tolist()
-            ring_start, ring = self.edge_ring_start[0], self.edge_ring[0]
-            rings = {e: (ring_start[e].tolist(), ring[e].tolist()) for e, b in enumerate(busy) if b > now}
-            self._queues = SimpleNamespace(now=now, busy=busy, rings=rings, rows=None)
-        q = self._queues
-        return q.now, q.busy, q.rings
-
-    def queue_rows_one(self) -> list[tuple[int, float, float, list[float]]]:
-        """(edge, queued work, queued tasks, histogram) of each edge with work left (the others
-        have none), as Python floats; cached until the state moves."""
-        now, busy, rings = self._queues_one()
-        q = self._queues
-        if q.rows is None:
-            q.rows = []
-            for e, (_, finishes) in rings.items():  # finish <= busy elsewhere: nothing is queued
-                row = [0.0] * HIST_BINS
-                for f in finishes:
-                    if f > now:
-                        row[bisect_right(HIST_INNER_EDGES, f - now)] += 1.0
-                q.rows.append((e, busy[e] - now, sum(row), row))
-        return q.rows
-
-    def queue_features_one(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``queue_features()`` of a single system (fresh arrays)."""
-        m = self.config.max_edges
-        wait, queued, hist = np.zeros(m), np.zeros(m, dtype=np.int64), np.zeros((m, HIST_BINS))
-        for e, w, n, row in self.queue_rows_one():
-            wait[e], queued[e], hist[e] = w, n, row
-        return wait, queued, hist
-
-    def predict_one(self) -> tuple[list[float], list[float]]:
-        """``predict()`` of a single system as Python lists (do not modify them); cached."""
-        if self._single is None:
-            c, i = self.one_block(), self.task_index.item()
-            now, busy, rings = self._queues_one()
-            delay = c.delay_template.copy()  # +inf for missing edges
-            delay[0] = max(now, self.local_busy[0, c.user[i]].item()) + c.local_time[i] - now
-            delay[1] = c.cloud_delay[i]
-            up, run = c.up[i], c.run[c.dnn[i]]
-            for e in c.edges:
-                arrive, r = now + up[e], run[e]
-                start = arrive
-                if busy[e] > arrive:  # else nothing is scheduled after the arrival (finish <= busy)
-                    start = earliest_start_one(arrive, r, *rings[e], busy[e])
-                delay[2 + e] = start + r - now
-            self._single = delay, c.energy_lists[i]
-        return self._single
-
-    def action_mask_one(self) -> np.ndarray:
-        """``action_masks()[0]`` of a single system (a read-only array)."""
-        return self.one_block().mask[self.task_index.item()]
-
-    def apply_one(self, action: int, rng: np.random.Generator) -> tuple[float, float, bool, bool]:
-        """``apply`` of a single system with a valid ``action``; returns (delay, energy, missed, done)."""
-        delay_all, energy_all = self.predict_one()
-        c, i = self._block, self.task_index.item()
-        delay, energy = delay_all[action], energy_all[action]
-        now = self.now.item()
-        finish = now + delay
-        if action == LOCAL:
-            self.local_busy[0, c.user[i]] = finish
-        elif action >= 2:
-            e = action - 2
-            start = finish - c.run[c.dnn[i]][e]
-            if finish > self.edge_busy[0, e]:
-                self.edge_busy[0, e] = finish
-            pos = self.ring_pos[0, e].item()
-            self.edge_ring[0, e, pos % QUEUE_SLOTS] = finish
-            self.edge_ring_start[0, e, pos % QUEUE_SLOTS] = start
-            self.ring_pos[0, e] = pos + 1
-        missed = delay > c.deadline[i]
-        done = self.tasks_done.item() + 1
-        self.tasks_done[0] = done
-        i += 1
-        if i == self.block_size:
-            self._draw_tasks(rng, self.rows)
-            i, c = 0, self.one_block()
-        self.task_index[0] = i
-        self.now[0] = now + c.gap[i]
-        self.task_f[0] = self.block_f[0, i]
-        self.task_i[0] = self.block_i[0, i]
-        self._forget()
-        return delay, energy, missed, done >= self.config.episode_tasks
-
-    # -- DNN split mode ------------------------------------------------------------------------
     def split_masks(self) -> np.ndarray:
         """[B, L+1]: split points that exist for the pending task's DNN; only k = L (all on the
         device) while the uplink to the nearest edge is in outage."""
-        layers = self.tables.num_layers[self.dnn]
-        k = np.arange(self.tables.split_bits.shape[1])[None, :]
-        up = (self.rates[:, 0] >= self.config.min_rate_bps)[:, None]
-        return (k <= layers[:, None]) & (up | (k == layers[:, None]))
+        self.observe_splits()
+        return self.split_mask.copy()
 
     def predict_split(self) -> tuple[np.ndarray, np.ndarray]:
         """Delay and device energy for every split k of the pending task between the device
-        (layers 0..k-1) and its nearest edge (layers k..): ([B, L+1], [B, L+1]); k = L is local."""
-        cfg, t = self.config, self.tables
-        rows, u, j = self.rows, self.user, self.dnn
-        dev = self.user_device[rows, u]
-        edge = self.nearest_edge
-        local_start = np.maximum(self.now, self.local_busy[rows, u])
-        prefix = t.prefix_time[dev, j]  # [B, L+1]
-        # Split 0 runs nothing on the device: its upload does not wait for the device's queue.
-        device_done = np.where(prefix > 0, local_start[:, None] + prefix, self.now[:, None])
-        bits = t.split_bits[j]  # [B, L+1]
-        rate = np.maximum(self.rates[:, 0], 1e-9)[:, None]
-        arrive = device_done + bits / rate
-        suffix = t.suffix_edge_time[j] / self.edge_speed[rows, edge][:, None]
-        start = earliest_start(
-            arrive,
-            suffix,
-            self.edge_ring_start[rows, edge][:, None, :],
-            self.edge_ring[rows, edge][:, None, :],
-            self.edge_busy[rows, edge][:, None],
-        )
-        finish = np.where(suffix > 0, start + suffix, device_done)
-        delay = finish - self.now[:, None]
-        energy = t.prefix_energy[dev, j] + transmit_energy_j(bits, rate, cfg.tx_power_w)
-        valid = self.split_masks()
-        return np.where(valid, delay, np.inf), np.where(valid, energy, 0.0)
+        (layers 0..k-1) and its nearest edge (layers k..): ([B, L+1], [B, L+1]); k = L is local;
+        +inf and 0 J where the split is not allowed."""
+        self.observe_splits()
+        return self.split_delay.copy(), self.split_energy.copy()
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        """Every row's metrics (arrays with a leading batch axis) after ``observe()``."""
+        scalars = dict(zip(rules.SCALAR_METRICS, self.scalars.T.copy(), strict=True))
+        b = self.batch
+        per_row = {k: self.reported[:, s].reshape(b, *self.layout[k]).copy() for k, s in self.slices.items()}
+        return {
+            **{k: scalars[k] for k in ("task_bits", "deadline_s", "local_time_s", "local_energy_j")},
+            "device_type": scalars["device_type"].astype(np.int64),
+            "local_wait_s": scalars["local_wait_s"],
+            "edge_exists": self.edge_exists.copy(),
+            "edge_speed": per_row["edge_speed"],
+            "cloud_speed": scalars["cloud_speed"],
+            "rates_bps": per_row["rates_bps"],  # [cloud access, edges...]
+            "edge_wait_s": per_row["edge_wait_s"],
+            "edge_queued": self.edge_queued.copy(),
+            "edge_histogram": per_row["edge_histogram"],
+            "preference": scalars["preference"],
+            "delay_estimate_s": per_row["delay_estimate_s"],  # per action: local, cloud, edges
+            "energy_estimate_j": per_row["energy_estimate_j"],
+            "num_edges": self.num_edges.copy(),
+            "time_s": scalars["time_s"],
+        }
+
+    def row_metrics(self, r: int) -> dict[str, Any]:
+        """``metrics()`` of row ``r`` after ``observe()``: Python numbers for scalars, fresh arrays
+        otherwise (what the scalar and multi-agent envs put in ``info["metrics"]``)."""
+        row, sl = self.reported[r].copy(), self.slices
+        bits, deadline, local_time, local_energy, local_wait, cloud_speed, w, now, device = row[
+            sl["scalars"]
+        ].tolist()
+        return {
+            "task_bits": bits,
+            "deadline_s": deadline,
+            "local_time_s": local_time,
+            "local_energy_j": local_energy,
+            "device_type": int(device),
+            "local_wait_s": local_wait,
+            "edge_exists": self.edge_exists[r].copy(),
+            "edge_speed": row[sl["edge_speed"]],
+            "cloud_speed": cloud_speed,
+            "rates_bps": row[sl["rates_bps"]],
+            "edge_wait_s": row[sl["edge_wait_s"]],
+            "edge_queued": self.edge_queued[r].copy(),
+            "edge_histogram": row[sl["edge_histogram"]].reshape(self.layout["edge_histogram"]),
+            "preference": w,
+            "delay_estimate_s": row[sl["delay_estimate_s"]],
+            "energy_estimate_j": row[sl["energy_estimate_j"]],
+            "num_edges": int(self.num_edges[r]),
+            "time_s": now,
+        }
+
+    # -- executing decisions ---------------------------------------------------------------------------
+    def apply(self, actions: np.ndarray, rng: np.random.Generator, valid: np.ndarray | None = None):
+        """Execute the pending tasks with ``actions`` (valid ones; only where ``valid``, the others
+        stay pending); return (delay, energy, missed, done) for every row (NaN, NaN, False for
+        rows not executed)."""
+        actions = np.asarray(actions, dtype=np.int64)
+        rows = self.rows if valid is None else np.flatnonzero(valid)
+        rules.apply_actions(rows, rows, actions if valid is None else actions[rows], *self._apply_args)
+        return self._executed(valid, rng)
+
+    def step(
+        self, actions: np.ndarray, rng: np.random.Generator, obs: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One decision per row (``actions``, int64; each allowed or not by the masks of the last
+        ``observe()``): execute the allowed ones, then observe every row (observations into
+        ``obs``, default ``self.obs``). Returns which actions were allowed; ``result`` holds the
+        outcomes (NaN delay, energy and cost where not allowed)."""
+        valid = np.empty(self.batch, dtype=bool)
+        obs = self.obs if obs is None else obs
+        if rules.advance(self.rows, True, actions, valid, *self._apply_args, *self._report_args, obs):
+            spent = np.flatnonzero(valid & (self.result[:, R_NEEDS_BLOCK] > 0))
+            self._new_block(rng, spent)
+            self.observe(spent, obs)
+        return valid
+
+    def apply_one(self, row: int, action: int, rng: np.random.Generator, queue_row: int | None = None):
+        """Execute row ``row``'s pending task with the valid ``action``, using the queues of
+        ``queue_row`` (default: its own); returns ``result[row]`` as floats (``rules.R_*``)."""
+        r = self.rows[row : row + 1]
+        q = r if queue_row is None else self.rows[queue_row : queue_row + 1]
+        self._action[0] = action
+        rules.apply_actions(r, q, self._action, *self._apply_args)
+        if self.result[row, R_NEEDS_BLOCK]:
+            self._new_block(rng, r)
+        return self.result[row].tolist()
 
     def apply_split(self, splits: np.ndarray, rng: np.random.Generator):
-        """Execute the pending tasks split after ``splits`` layers; (delay, energy, missed, done)."""
+        """Execute the pending tasks split after ``splits`` layers (valid splits); (delay, energy,
+        missed, done) for every row."""
         splits = np.asarray(splits, dtype=np.int64)
-        delay_all, energy_all = self.predict_split()
-        rows, t = self.rows, self.tables
-        delay, energy = delay_all[rows, splits], energy_all[rows, splits]
-        dev = self.user_device[rows, self.user]
-        local_start = np.maximum(self.now, self.local_busy[rows, self.user])
-        uses_device = splits > 0
-        self.local_busy[rows[uses_device], self.user[uses_device]] = (
-            local_start + t.prefix_time[dev, self.dnn, splits]
-        )[uses_device]
-        uses_edge = t.suffix_edge_time[self.dnn, splits] > 0
-        if uses_edge.any():
-            r, e = rows[uses_edge], self.nearest_edge[uses_edge]
-            finish = (self.now + delay)[uses_edge]
-            run = t.suffix_edge_time[self.dnn[uses_edge], splits[uses_edge]] / self.edge_speed[r, e]
-            self._commit_edge(r, e, finish - run, finish)
-        return self._advance(delay, energy, np.ones(self.batch, dtype=bool), rng)
+        rules.apply_splits(self.rows, splits, *self._apply_split_args)
+        return self._executed(None, rng)
+
+    def _executed(self, valid: np.ndarray | None, rng: np.random.Generator):
+        """After executing the ``valid`` rows (None: all): new blocks where they ran out; (delay,
+        energy, missed, done) for every row."""
+        result = self.result
+        spent = result[:, R_NEEDS_BLOCK] > 0
+        if valid is not None:
+            spent &= valid
+        if spent.any():
+            self._new_block(rng, np.flatnonzero(spent))
+        delay, energy = result[:, rules.R_DELAY].copy(), result[:, rules.R_ENERGY].copy()
+        missed = result[:, rules.R_MISSED] > 0
+        if valid is not None:
+            delay[~valid] = energy[~valid] = np.nan
+            missed &= valid
+        return delay, energy, missed, self.tasks_done >= self.config.episode_tasks

@@ -3,6 +3,7 @@ and the scalarised reward."""
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 import warnings
@@ -122,7 +123,7 @@ def test_observation_carries_the_per_action_estimates(env_id):
         w = m["preference"]
         with np.errstate(invalid="ignore"):
             cost = w * m["delay_estimate_s"] / 0.5 + (1 - w) * m["energy_estimate_j"] / 0.5
-        squashed = np.where(np.isfinite(cost), cost / (1 + cost), 1.0)
+            squashed = np.where(np.isfinite(cost), cost / (1 + cost), 1.0)
         np.testing.assert_allclose(obs[at + n : at + 2 * n], squashed, rtol=1e-6, atol=1e-6)
         # the squashed cost keeps the order: its argmin over available actions is greedy-weighted's
         valid = np.isfinite(cost)
@@ -408,3 +409,92 @@ def test_render_ansi():
     env.reset(seed=0)
     assert "edges=" in env.render()
     assert MecOffloadEnv().render() is None
+
+
+# -- metrics and observation_from_metrics ----------------------------------------------------------
+BUSY = {"arrival_rate": 300.0, "edge_device": "Raspberry-Pi-5", "num_edges": 3, "max_edges": 4}
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("kwargs", [{}, BUSY])
+def test_observation_from_metrics_reproduces_the_observation(env_id, kwargs):
+    env = gym.make(env_id, **kwargs).unwrapped
+    obs, info = env.reset(seed=11)
+    rng = np.random.default_rng(12)
+    queued = 0
+    for _ in range(200):
+        assert np.array_equal(env.observation_from_metrics(info["metrics"]), obs)
+        queued += int(np.sum(info["metrics"]["edge_queued"]))
+        obs, _, _, truncated, info = env.step(random_valid_action(env, rng))
+        if truncated:
+            obs, info = env.reset()
+    assert queued > (200 if kwargs else 0)  # the busy system has queues to encode
+
+
+def _as_json(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics as a live system sends them in JSON: lists, and no infinity (1e300 instead)."""
+    return {k: np.nan_to_num(np.asarray(v, dtype=float), posinf=1e300).tolist() for k, v in metrics.items()}
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_observation_from_json_metrics_has_no_overflow_warning(env_id):
+    """A missing edge's delay estimate sent as 1e300 gives the same observation as +inf, and
+    nothing overflows on the way to float32 (entries are clipped before they are rounded)."""
+    env = gym.make(env_id, num_edges=2).unwrapped
+    obs, info = env.reset(seed=3)
+    assert np.isinf(info["metrics"]["delay_estimate_s"]).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(30):
+            np.testing.assert_array_equal(env.observation_from_metrics(_as_json(info["metrics"])), obs)
+            obs, *_, info = env.step(random_valid_action(env, np.random.default_rng(0)))
+
+
+def test_observation_from_metrics_names_missing_and_misshapen_metrics():
+    env = MecOffloadEnv(max_edges=4)
+    _, info = env.reset(seed=0)
+    metrics = dict(info["metrics"])
+    del metrics["edge_wait_s"], metrics["preference"]
+    with pytest.raises(ValueError, match=r"lack 'edge_wait_s', 'preference' \(the observation needs"):
+        env.observation_from_metrics(metrics)
+    metrics = {**info["metrics"], "edge_histogram": np.zeros((4, 7))}
+    with pytest.raises(ValueError, match=r"'edge_histogram' has shape \(4, 7\) per task, expected \(4, 8\)"):
+        env.observation_from_metrics(metrics)
+    metrics = {**info["metrics"], "delay_estimate_s": [0.1] * 12}  # 10-edge env's estimates
+    with pytest.raises(ValueError, match=r"delay_estimate_s.*max_edges = 4"):
+        env.observation_from_metrics(metrics)
+
+
+def test_handed_out_observations_and_metrics_are_never_modified_by_the_env():
+    """What a caller kept stays as it was handed out, across steps, new blocks of tasks (episodes
+    longer than a block) and new episodes."""
+    env = MecOffloadEnv(**BUSY, episode_tasks=300)
+    kept, snapshots = [], []
+    obs, info = env.reset(seed=5)
+    rng = np.random.default_rng(6)
+    for _ in range(700):
+        kept.append((obs, info))
+        snapshots.append(copy.deepcopy((obs, info)))
+        obs, _, _, truncated, info = env.step(random_valid_action(env, rng))
+        if truncated:
+            obs, info = env.reset()
+    for old, snap in zip(kept, snapshots, strict=True):
+        assert_same(old, snap)
+
+
+def test_scalar_env_metrics_are_the_systems_metrics():
+    """info["metrics"] holds the system's metrics of the pending task, Python numbers for scalars."""
+    env = MecOffloadEnv(**BUSY)
+    _, info = env.reset(seed=7)
+    rng = np.random.default_rng(8)
+    for _ in range(150):
+        batched = env.system.metrics()
+        assert set(info["metrics"]) == set(batched)
+        for k, v in batched.items():
+            got = info["metrics"][k]
+            assert type(got) is (type(v[0].item()) if np.ndim(v[0]) == 0 else np.ndarray), k
+            np.testing.assert_array_equal(got, v[0], err_msg=k)
+        np.testing.assert_array_equal(info["action_mask"], env.system.action_masks()[0])
+        _, _, _, truncated, info = env.step(random_valid_action(env, rng))
+        if truncated:
+            _, info = env.reset()

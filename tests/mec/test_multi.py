@@ -11,7 +11,7 @@ from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
 from servegym.envs.mec_multi import MecOffloadParallelEnv, parallel_env
-from servegym.envs.mec_offload import encode_mec_observation, estimates_at, observation_size, system_metrics
+from servegym.envs.mec_offload import encode_mec_observation, estimates_at, observation_size
 
 
 def _no_warnings(fn, *args, **kwargs):
@@ -90,7 +90,8 @@ def test_agents_spaces_and_own_tasks():
     assert env.agents == env.possible_agents and set(obs) == set(infos) == set(env.agents)
     size = observation_size(env.config)
     s = env.system
-    expected = encode_mec_observation(system_metrics(s), env.config)
+    s.observe()
+    expected = encode_mec_observation(s.metrics(), env.config)
     for i, agent in enumerate(env.agents):
         assert env.observation_space(agent) is env.observation_space(agent)
         assert env.action_space(agent).n == 12 and env.observation_space(agent).shape == (size,)

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from servegym.envs.edge.physics import (
     NOISE_DBM_PER_HZ,
@@ -16,7 +18,8 @@ from servegym.envs.edge.physics import (
     transmit_energy_j,
     uplink_rate_bps,
 )
-from servegym.envs.edge.system import CLOUD, LOCAL, QUEUE_SLOTS, MecBatch, MecConfig
+from servegym.envs.edge.rules import CLOUD, LOCAL, QUEUE_SLOTS, earliest_start
+from servegym.envs.edge.system import MecBatch, MecConfig
 from servegym.hardware import get_device
 from servegym.hardware.dnn import DNNLatency
 
@@ -157,6 +160,36 @@ def test_edge_is_not_held_idle_by_a_task_that_is_still_uploading():
     assert up_b + exec_s < 1.0  # task B reaches the (idle) edge seconds before A and fits before it
     delay, _ = system.predict()
     assert delay[0, 2] == pytest.approx(up_b + exec_s, rel=1e-9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    gaps=st.lists(st.floats(0.0, 1.0), min_size=QUEUE_SLOTS, max_size=QUEUE_SLOTS),
+    runs=st.lists(st.floats(0.01, 1.0), min_size=QUEUE_SLOTS, max_size=QUEUE_SLOTS),
+    order=st.permutations(range(QUEUE_SLOTS)),
+    arrive=st.floats(0.0, 10.0),
+    run=st.floats(0.001, 2.0),
+)
+def test_earliest_start_is_the_first_idle_gap_that_fits(gaps, runs, order, arrive, run):
+    """Against the rule stated plainly: with fewer than QUEUE_SLOTS tasks still running after the
+    arrival, the start is the earliest of {arrival, finishes after it} whose [start, start + run)
+    overlaps no scheduled task; with all slots live, the task goes after the last finish."""
+    t, starts, finishes = 0.0, [], []
+    for gap, length in zip(gaps, runs, strict=True):  # a non-overlapping schedule
+        starts.append(t + gap)
+        finishes.append(t + gap + length)
+        t = finishes[-1]
+    starts_a, finishes_a = np.array(starts)[list(order)], np.array(finishes)[list(order)]  # ring order
+    busy = max(finishes)
+    got = earliest_start(arrive, run, starts_a, finishes_a, busy)
+    live = [(s, f) for s, f in zip(starts, finishes, strict=True) if f > arrive]
+    if len(live) == QUEUE_SLOTS:
+        assert got == max(arrive, busy)
+        return
+    fits = [
+        c for c in sorted([arrive] + [f for _, f in live]) if not any(s < c + run and f > c for s, f in live)
+    ]
+    assert got == fits[0] >= arrive
 
 
 def test_fcfs_local_queue_of_one_user():

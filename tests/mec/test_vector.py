@@ -36,6 +36,7 @@ def test_make_vec_spaces_and_step():
     obs, info = env.reset(seed=0)
     assert obs.shape == (N, 177) and obs.dtype == np.float32 and obs in env.observation_space
     assert isinstance(info, dict)
+    np.testing.assert_array_equal(info["action_mask"], env.action_masks())
     masks = env.action_masks()
     assert masks.shape == (N, 12) and masks[:, 0].all()
     assert not (masks[:, 2:] & ~env.system.edge_exists).any()
@@ -45,6 +46,29 @@ def test_make_vec_spaces_and_step():
     assert reward.shape == (N,) and reward.dtype == np.float64 and np.all(np.isfinite(reward))
     assert terminated.dtype == truncated.dtype == bool and not terminated.any() and not truncated.any()
     assert np.all(np.isfinite(info["delay_s"])) and not info["rejected_action"].any()
+
+
+def test_infos_carry_the_action_masks_like_a_vector_of_scalar_envs():
+    """Reset and step infos hold ``action_mask`` (and ``_action_mask``), as gymnasium's vector of
+    the scalar env does; the masks are those of the pending tasks (after autoreset)."""
+    batched = make_vec()
+    sync = gym.make_vec(MEC_ID, num_envs=N, vectorization_mode="sync")
+    _, b_info = batched.reset(seed=0)
+    _, s_info = sync.reset(seed=0)
+    for info in (b_info, s_info):
+        assert info["action_mask"].shape == (N, 12) and info["action_mask"].dtype == bool
+        assert info["_action_mask"].all()
+    rng = np.random.default_rng(0)
+    for _ in range(120):  # past the autoreset after 100 tasks
+        masks = batched.action_masks()
+        *_, info = batched.step(np.argmax(masks * rng.random(masks.shape), axis=1))
+        np.testing.assert_array_equal(info["action_mask"], batched.action_masks())
+        np.testing.assert_array_equal(info["action_mask"], batched.system.action_masks())
+        assert info["_action_mask"].all()
+        info["action_mask"][:] = False  # a copy: the env's masks do not change
+        assert batched.action_masks()[:, 0].all()
+    _, _, _, _, s_info = sync.step(np.zeros(N, dtype=np.int64))
+    assert {"action_mask", "_action_mask"} <= set(s_info)
 
 
 def test_autoreset_after_100_tasks_with_final_obs():
@@ -109,10 +133,13 @@ def test_one_env_vector_reproduces_the_scalar_env_exactly():
             assert v_r[0] == s_r and v_trunc[0] == s_trunc and v_term[0] == s_term
             assert bool(v_info["rejected_action"][0]) == ("rejected_action" in s_info)
             rejected += "rejected_action" in s_info
+            mask = s_info["action_mask"]
             if s_trunc:
                 np.testing.assert_array_equal(v_info["final_obs"][0], s_obs)
-                s_obs, _ = scalar.reset()
+                s_obs, reset_info = scalar.reset()
+                mask = reset_info["action_mask"]  # the vector env's info is after its autoreset
                 resets += 1
+            np.testing.assert_array_equal(v_info["action_mask"][0], mask)
             if "delay_s" in s_info:
                 assert v_info["delay_s"][0] == s_info["delay_s"]
                 assert v_info["energy_j"][0] == s_info["energy_j"]
@@ -329,3 +356,29 @@ def test_vector_env_reports_the_scalar_envs_episode_kpis() -> None:
         masks = np.stack(sb3.env_method("action_masks"))
         _, _, dones, infos = sb3.step(masks.argmax(axis=1))
     assert dones.all() and all(i["episode_kpis"]["tasks"] == 100 for i in infos)
+
+
+def test_pickle_round_trip_continues_identically():
+    """The system's buffers are views rebuilt after unpickling: the clone steps exactly as the
+    original, through autoresets."""
+    import pickle
+
+    env = MecOffloadVectorEnv(4, scenario="multi-edge-busy")
+    env.reset(seed=3)
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        env.step(np.argmax(env.action_masks() * rng.random((4, 12)), axis=1))
+    clone = pickle.loads(pickle.dumps(env))
+    np.testing.assert_array_equal(clone.action_masks(), env.action_masks())
+    for _ in range(100):
+        actions = np.argmax(env.action_masks() * rng.random((4, 12)), axis=1)
+        for a, b in zip(env.step(actions), clone.step(actions), strict=True):
+            if isinstance(a, dict):
+                assert a.keys() == b.keys()
+                for k in a:
+                    if a[k].dtype != object:
+                        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+            else:
+                np.testing.assert_array_equal(a, b)
+    clone.system.observe()
+    assert np.shares_memory(clone.system.delay_estimate, clone.system.reported)
