@@ -208,7 +208,7 @@ def metric_problems(res: EnvResults) -> list[str]:
     if not res.count.ok:
         return []
     return [
-        f"{res.env.env_id}: metric {m.name!r} is not a KPI this env reports; "
+        f"{m.at or res.env.env_id}: {res.env.env_id}: metric {m.name!r} is not a KPI this env reports; "
         f"it reports: {', '.join(res.kpis)}"
         for m in listed
         if m.name not in res.kpis

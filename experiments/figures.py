@@ -204,6 +204,7 @@ def decisions(folder: Path, res: EnvResults, traces: list[dict]) -> Path | None:
         figsize=(6.0 * len(scenarios), 2.3 * len(picks)),
         squeeze=False,
         sharex="col",
+        sharey="col",  # decisions on one scale per scenario; the load axes are twins
     )
     series = res.env.series
     decision = series.get("decision", "action")

@@ -74,9 +74,14 @@ class Where:
     def __init__(self, source: str, path: str = "", line: int = 0) -> None:
         self.source, self.path, self.line = source, path, line
 
+    @property
+    def at(self) -> str:
+        """``file:line: key.path`` (the prefix of this position's errors)."""
+        place = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{place}: {self.path}" if self.path else place
+
     def error(self, message: str) -> SchemaError:
-        at = f"{self.source}:{self.line}" if self.line else self.source
-        return SchemaError(f"{at}: {self.path + ': ' if self.path else ''}{message}")
+        return SchemaError(f"{self.at}: {message}")
 
     def key(self, mapping: MarkedMap, key: str) -> Where:
         path = f"{self.path}.{key}" if self.path else key

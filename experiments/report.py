@@ -9,12 +9,10 @@ oracle, and one table per scenario with the primary and secondary metrics in the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .analysis import (
-    BEST_HEURISTIC,
     EnvResults,
     env_results,
     estimate,
@@ -26,7 +24,7 @@ from .analysis import (
 )
 from .plan import make_plan
 from .results import ResultsError, Store, read_json, read_table
-from .stats import CONFIDENCE, Estimate
+from .stats import CONFIDENCE, Estimate, format_estimate
 from .suite import Suite
 
 MIN_SEEDS = 5
@@ -217,7 +215,7 @@ def _held_out_table(res: EnvResults) -> list[str]:
         f"### Held-out scenarios ({', '.join(tests)})",
         "",
         f"Δ%: {env.primary.name} in % of each scenario's best heuristic, + is better; "
-        f"runs: {len(res.seeds)} seeds x {len(tests)} scenarios.",
+        f"runs: {_plural(len(res.seeds), 'seed')} x {_plural(len(tests), 'scenario')}.",
         "",
         "| " + " | ".join(head) + " |",
         "|---|---|" + "---:|" * (len(head) - 2),
@@ -251,7 +249,7 @@ def _scenario_table(res: EnvResults, scenario: str) -> list[str]:
     lines = [
         f"### {scenario} ({'training' if role == 'train' else 'held-out'})",
         "",
-        f"{BEST_HEURISTIC}: {best or 'n/a'} (★). Mean and IQM over seeds of the per-seed mean over episodes.",
+        f"Best heuristic: {best or 'n/a'} (★). Mean and IQM over seeds of the per-seed mean over episodes.",
         "",
         "| " + " | ".join(head) + " |",
         "|---|" + "---:|" * (len(head) - 1),
@@ -273,6 +271,10 @@ def _scenario_table(res: EnvResults, scenario: str) -> list[str]:
     return [*lines, ""]
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _metric(m) -> str:
     return f"{m.name} ({'↑' if m.higher_is_better else '↓'})"
 
@@ -280,10 +282,7 @@ def _metric(m) -> str:
 def _est(e: Estimate | None, spec: str = ".4g", unit: str = "") -> str:
     if e is None:
         return "n/a"
-    if not e.has_ci or (math.isclose(e.low, e.high) and math.isclose(e.low, e.value)):
-        text = f"{e.value:{spec}}{unit}"
-        return text if e.has_ci else text + " (no CI)"
-    return f"{e.value:{spec}}{unit} [{e.low:{spec}}, {e.high:{spec}}]"
+    return format_estimate(e, spec, unit) + ("" if e.has_ci else " (no CI)")
 
 
 def _method_notes() -> list[str]:

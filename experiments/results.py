@@ -94,6 +94,13 @@ class Store:
     def model_dir(self, job: TrainJob) -> Path:
         return self.root.joinpath("models", *job.path)
 
+    def remove_partial_writes(self) -> int:
+        """Delete temporary files a killed run left behind (never read as results); returns how many."""
+        stale = [p for p in self.root.rglob(".*.tmp") if p.is_file()] if self.root.is_dir() else []
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
+
     # -- cells -------------------------------------------------------------------------------
     def read_cell(self, cell: Cell) -> tuple[dict[str, Any] | None, str]:
         """(the cell's result, "") or (None, why it is missing, stale or unreadable)."""

@@ -13,17 +13,18 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from .cells import limit_threads, run_cell, run_training
-from .plan import Cell, TrainJob, make_plan
+from .plan import Cell, Plan, TrainJob, make_plan
 from .results import MergeSummary, Store, write_atomic, write_json
 from .suite import Suite
 
@@ -104,7 +105,7 @@ def make_backend(
     name: str, workers: int | None = None, address: str | None = None
 ) -> LocalBackend | RayBackend:
     if name == "local":
-        return LocalBackend(workers or default_workers())
+        return LocalBackend(default_workers() if workers is None else workers)
     if name == "ray":
         return RayBackend(address)
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -184,6 +185,28 @@ def run_suite(
     """Run every unfinished cell of ``suite`` into ``out`` and merge the tables."""
     store = Store(Path(out))
     plan = make_plan(suite)
+    with _exclusive(store.root):
+        return _run(plan, store, backend, progress, log)
+
+
+@contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """One run per results folder at a time (the lock goes with the process, even when killed)."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another servegym bench is running in {root}") from None
+        yield
+
+
+def _run(plan: Plan, store: Store, backend: Any, progress: bool, log: Callable[[str], None]) -> RunSummary:
+    suite = plan.suite
+    if removed := store.remove_partial_writes():
+        log(f"note: removed {removed} partly written file(s) of an interrupted run")
     _write_suite(store, suite)
     todo: list[Cell] = []
     for cell in plan.cells:

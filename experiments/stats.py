@@ -205,11 +205,11 @@ class Verdict:
             standing = "is ahead of" if better else "is behind"
         else:
             standing = f"is {abs(pct):.1f}% {'ahead of' if pct > 0 else 'behind'}"
-        unit = "%" if self.relative else ""
+        unit, spec = ("%", "+.1f") if self.relative else ("", ".4g")
         line = f"verdict: {self.candidate} {standing} {self.baseline} on {self.statistic} {self.metric}"
-        line += f" ({_fmt(a, unit)} vs {_fmt(b, unit)})"
+        line += f" ({format_estimate(a, spec, unit)} vs {format_estimate(b, spec, unit)})"
         if self.improvement is not None:
-            line += f"; P(improvement) {_fmt(self.improvement, '', '.2f')}"
+            line += f"; P(improvement) {format_estimate(self.improvement, '.2f')}"
         noise = self.within_noise
         if noise is None:
             return line + "; one value each, so no confidence interval: use more episodes or seeds"
@@ -237,7 +237,14 @@ def verdict(
     )
 
 
-def _fmt(e: Estimate, unit: str = "", spec: str = ".4g") -> str:
-    if not e.has_ci:
-        return f"{e.value:{spec}}{unit}"
-    return f"{e.value:{spec}}{unit} [{e.low:{spec}}{unit}, {e.high:{spec}}{unit}]"
+def format_estimate(e: Estimate, spec: str = ".4g", unit: str = "") -> str:
+    """``value [low, high]`` (just the value without a CI, or when the CI is the value itself)."""
+    value, low, high = (_unsigned_zero(x) for x in (e.value, e.low, e.high))
+    if not e.has_ci or low == high == value:
+        return f"{value:{spec}}{unit}"
+    return f"{value:{spec}}{unit} [{low:{spec}}{unit}, {high:{spec}}{unit}]"
+
+
+def _unsigned_zero(x: float) -> float:
+    """Rounding noise around zero (a mean of differences from itself) printed as 0."""
+    return 0.0 if abs(x) < 1e-9 else x

@@ -59,6 +59,7 @@ LEARNED_KEYS = (
 class Metric:
     name: str
     higher_is_better: bool
+    at: str = field(default="", compare=False)  # "file:line: key path"
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Scenario:
     name: str
     role: str
     kwargs: dict[str, Any]
+    at: str = field(default="", compare=False)  # "file:line: key path", for errors found later
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class ControllerSpec:
     eval_episodes: int = 2
     checkpoint: str = "best"  # best | final
     model: str = ""  # a trained policy file: no training
+    at: str = field(default="", compare=False)  # "file:line: key path", for errors found later
 
     @property
     def trains(self) -> bool:
@@ -110,7 +113,7 @@ class EnvSuite:
     series: dict[str, str] = field(default_factory=dict)  # time / load / decision -> metric key
     latency: Latency | None = None
     pareto: list[tuple[str, str]] = field(default_factory=list)
-    line: int = 0
+    at: dict[str, str] = field(default_factory=dict)  # "metrics"/"series"/"latency" -> "file:line: path"
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in (self.primary, *self.secondary) if m.name == name), None)
@@ -151,7 +154,7 @@ class Suite:
                     series=dict(e["series"]),
                     latency=Latency(**e["latency"]) if e["latency"] else None,
                     pareto=[tuple(p) for p in e["pareto"]],
-                    line=e.get("line", 0),
+                    at=dict(e.get("at", {})),
                 )
             )
         return cls(data["name"], data["description"], data["source"], data["seeds"], data["eval_seed"], envs)
@@ -205,7 +208,7 @@ def load_suite(name_or_path: str | Path, overrides: Overrides | None = None, che
         suite = _apply_overrides(suite, overrides)
     if check:
         for env in suite.envs:
-            _check_env(env, Where(source, f"envs[{env.env_id}]", env.line))
+            _check_env(env)
     return suite
 
 
@@ -268,7 +271,7 @@ def _parse_env(data: Any, where: Where, episodes: int) -> EnvSuite:
         series=_series(block.get("series", {}), where.key(block, "series")),
         latency=_latency(block.get("latency"), where.key(block, "latency")),
         pareto=[],
-        line=where.line,
+        at={key: where.key(block, key).at for key in ("metrics", "series", "latency")},
     )
     pareto = _pareto(block.get("pareto", []), where.key(block, "pareto"), env)
     return EnvSuite(**{**env.__dict__, "pareto": pareto})
@@ -316,8 +319,8 @@ def _scenarios(value: Any, where: Where, common: dict[str, Any]) -> list[Scenari
     for test in (s for s in scenarios if s.role == "test"):
         for train in (s for s in scenarios if s.role == "train"):
             if test.kwargs == train.kwargs:
-                raise where.error(
-                    f"test scenario {test.name!r} is the training scenario {train.name!r}: "
+                raise SchemaError(
+                    f"{test.at}: test scenario {test.name!r} is the training scenario {train.name!r}: "
                     "held-out scenarios must differ from the training ones"
                 )
     return scenarios
@@ -341,7 +344,7 @@ def _scenario(item: Any, where: Where, role: str, common: dict[str, Any]) -> Sce
         raise where.error("a scenario given by 'kwargs' alone needs a 'name'")
     if not NAME.match(name):
         raise where.error(f"scenario name {name!r}: use letters, digits and . _ + - only (it names files)")
-    return Scenario(name, role, kwargs)
+    return Scenario(name, role, kwargs, at=where.at)
 
 
 def _controllers(value: Any, where: Where, env_id: str, train_names: list[str]) -> list[ControllerSpec]:
@@ -361,7 +364,7 @@ def _controllers(value: Any, where: Where, env_id: str, train_names: list[str]) 
                 from .compare import heuristic_names
 
                 names = heuristic_names(env_id)
-            out += [ControllerSpec(label=n, kind=kind, name=n) for n in names]
+            out += [ControllerSpec(label=n, kind=kind, name=n, at=group_where.at) for n in names]
             continue
         for i, entry in enumerate(group_where.sequence(entries)):
             out.append(_registry_entry(entry, group_where.item(entries, i), kind, env_id, fitting))
@@ -416,7 +419,7 @@ def _registry_entry(entry: Any, where: Where, kind: str, env_id: str, fitting: l
     label = where.key(spec, "label").string(spec.get("label", key))
     if not NAME.match(label):
         raise where.error(f"label {label!r}: use letters, digits and . _ + - only (it names files)")
-    return ControllerSpec(label=label, kind=kind, name=key, params=params)
+    return ControllerSpec(label=label, kind=kind, name=key, params=params, at=where.at)
 
 
 def _learned_entry(entry: Any, where: Where, train_names: list[str]) -> ControllerSpec:
@@ -433,7 +436,7 @@ def _learned_entry(entry: Any, where: Where, train_names: list[str]) -> Controll
         model = Path(where.key(spec, "model").string(spec["model"]))
         if not model.is_absolute():
             model = Path(where.source).parent / model
-        return ControllerSpec(label=label, kind="learned", model=str(model))
+        return ControllerSpec(label=label, kind="learned", model=str(model), at=where.at)
     algo_where = where.key(spec, "algo")
     algo = algo_where.string(spec.get("algo", "ppo"))
     train_scenario = where.key(spec, "train_scenario").string(spec.get("train_scenario", train_names[0]))
@@ -455,6 +458,7 @@ def _learned_entry(entry: Any, where: Where, train_names: list[str]) -> Controll
         eval_points=where.key(spec, "eval_points").integer(spec.get("eval_points", 10), low=1),
         eval_episodes=where.key(spec, "eval_episodes").integer(spec.get("eval_episodes", 2), low=1),
         checkpoint=checkpoint,
+        at=where.at,
     )
 
 
@@ -474,7 +478,7 @@ def _metrics(value: Any, where: Where) -> tuple[Metric, list[Metric]]:
 
 def _metric_map(value: Any, where: Where) -> list[Metric]:
     if isinstance(value, str):
-        return [Metric(value, True)]
+        return [Metric(value, True, where.at)]
     if not isinstance(value, dict):
         raise where.error(f"expected a metric name or a mapping of metric: max|min, got {value!r}")
     mapping, metrics = value, []
@@ -483,7 +487,7 @@ def _metric_map(value: Any, where: Where) -> list[Metric]:
             raise where.key(mapping, name).error(
                 f"expected 'max' or 'min' (the better direction), got {direction!r}"
             )
-        metrics.append(Metric(str(name), DIRECTIONS[direction]))
+        metrics.append(Metric(str(name), DIRECTIONS[direction], where.key(mapping, name).at))
     return metrics
 
 
@@ -546,7 +550,7 @@ def _apply_overrides(suite: Suite, o: Overrides) -> Suite:
     return Suite(suite.name, suite.description, suite.source, seeds, suite.eval_seed, out)
 
 
-def _check_env(env: EnvSuite, where: Where) -> None:
+def _check_env(env: EnvSuite) -> None:
     """Build every scenario env and every controller once: bad kwargs, parameters, algorithms and
     hyperparameters fail here, before any cell runs."""
     import gymnasium as gym
@@ -558,8 +562,9 @@ def _check_env(env: EnvSuite, where: Where) -> None:
         try:
             envs[s.name] = gym.make(env.env_id, **copy.deepcopy(s.kwargs))
         except (ValueError, TypeError) as err:
-            raise where.error(f"scenario {s.name!r} ({s.kwargs}): {err}") from None
+            raise SchemaError(f"{s.at}: scenario {s.name!r} ({s.kwargs}): {err}") from None
     probe = envs[env.scenarios[0].name]
+    _check_trace_keys(env, probe)
     for c in env.controllers:
         try:
             if c.kind == "learned":
@@ -567,9 +572,24 @@ def _check_env(env: EnvSuite, where: Where) -> None:
             else:
                 baselines.make(c.name, **c.params, **({"env": probe} if c.kind == "oracle" else {}))
         except (ValueError, TypeError, FileNotFoundError) as err:
-            raise where.error(f"controller {c.label!r}: {err}") from None
+            raise SchemaError(f"{c.at}: controller {c.label!r}: {err}") from None
     for e in envs.values():
         e.close()
+
+
+def _check_trace_keys(env: EnvSuite, probe: Any) -> None:
+    """The series (and a step_metric latency) must name keys of the env's ``info["metrics"]``."""
+    _obs, info = probe.reset(seed=0)
+    metrics = info.get("metrics", {})
+    wanted = [("series", role, key) for role, key in env.series.items()]
+    if env.latency is not None and env.latency.source == "step_metric":
+        wanted.append(("latency", "step_metric", env.latency.key))
+    for block, role, key in wanted:
+        if key not in metrics:
+            raise SchemaError(
+                f"{env.at.get(block, '')}.{role}: {key!r} is not in {env.env_id}'s info['metrics']; "
+                f"its metrics: {', '.join(metrics)}"
+            )
 
 
 def _check_learned(c: ControllerSpec, env: EnvSuite, envs: dict[str, Any]) -> None:

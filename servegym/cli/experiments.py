@@ -19,6 +19,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 0
     if not args.suite:
         raise ValueError("name a suite (a shipped one, see --list, or a YAML file)")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     overrides = Overrides(args.seeds, args.episodes, args.timesteps, args.envs)
     suite = load_suite(args.suite, overrides)
     out = Path(args.out) if args.out else DEFAULT_RESULTS / suite.name
