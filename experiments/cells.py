@@ -156,14 +156,16 @@ class TraceRecorder:
     def result(self) -> dict[str, Any]:
         n = len(self.rows["step"])
         keep = np.unique(np.linspace(0, n - 1, min(n, SERIES_POINTS)).round().astype(int)) if n else []
-        series = {k: [v[i] for i in keep] for k, v in self.rows.items()}
+        series = {k: [_round(v[i]) for i in keep] for k, v in self.rows.items()}
         out: dict[str, Any] = {"series": series}
         samples = np.asarray([x for x in self.latencies if np.isfinite(x)], dtype=float)
         if self.trace.latency is not None:
             out["latency"] = {
                 "key": self.trace.latency.key,
                 "samples": int(samples.size),
-                "quantiles": np.quantile(samples, LATENCY_QUANTILES).tolist() if samples.size else [],
+                "quantiles": [_round(q) for q in np.quantile(samples, LATENCY_QUANTILES)]
+                if samples.size
+                else [],
             }
         return out
 
@@ -188,9 +190,15 @@ def request_latencies(env: Any, key: str) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def _number(value: Any) -> float | list[float]:
+def _number(value: Any) -> float:
+    """A scalar as a float; a vector (per edge, per action) as its sum."""
     array = np.asarray(value, dtype=float)
-    return float(array) if array.size == 1 else float(array.sum())
+    return float(array.reshape(-1)[0]) if array.size == 1 else float(array.sum())
+
+
+def _round(x: float) -> float:
+    """Figures need 5 significant digits; the traces file stays small."""
+    return float(f"{x:.5g}")
 
 
 # -- training ----------------------------------------------------------------------------------

@@ -209,6 +209,8 @@ def decisions(folder: Path, res: EnvResults, traces: list[dict]) -> Path | None:
     series = res.env.series
     decision = series.get("decision", "action")
     for col, scenario in enumerate(scenarios):
+        loads = [v for t in traces if t["scenario"] == scenario for v in t["series"].get("load", [])]
+        top = max(loads, default=0.0) * 1.05 or 1.0  # one load scale per scenario, as for the decisions
         for row, (kind, label) in enumerate(picks):
             ax = axes[row][col]
             trace = next((t for t in traces if t["scenario"] == scenario and t["controller"] == label), None)
@@ -223,6 +225,7 @@ def decisions(folder: Path, res: EnvResults, traces: list[dict]) -> Path | None:
                 twin = ax.twinx()
                 twin.plot(x, s["load"], color="tab:orange", lw=0.8, alpha=0.7)
                 twin.set_ylabel(series["load"], color="tab:orange", fontsize=8)
+                twin.set_ylim(0.0, top)
             ax.set_title(
                 f"{scenario}: {label} ({'best ' + kind if kind != 'learned' else 'learned'})", fontsize=8
             )

@@ -45,6 +45,8 @@ ID_COLUMNS = (
 )
 TAIL_COLUMNS = ("steps", "episode_wall_s", "error", "config_hash", "versions")
 INT_COLUMNS = ("seed", "episode", "episode_seed", "steps")
+SIGNIFICANT = 10
+"""Digits kept of a KPI in the table (float64 noise beyond that would only inflate the file)."""
 TEXT_COLUMNS = (*[c for c in ID_COLUMNS if c not in INT_COLUMNS], "error", "config_hash", "versions")
 
 
@@ -54,6 +56,7 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would create it (mkstemp makes it private)
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
@@ -64,8 +67,9 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         raise
 
 
-def write_json(path: Path, value: Any) -> None:
-    write_atomic(path, json.dumps(_jsonable(value), indent=1, allow_nan=True) + "\n")
+def write_json(path: Path, value: Any, compact: bool = False) -> None:
+    layout: dict[str, Any] = {"separators": (",", ":")} if compact else {"indent": 1}
+    write_atomic(path, json.dumps(_jsonable(value), allow_nan=True, **layout) + "\n")
 
 
 def _jsonable(value: Any) -> Any:
@@ -76,6 +80,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     return value
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
 
 
 class ResultsError(ValueError):
@@ -170,7 +183,7 @@ class Store:
                     }
                 )
         write_atomic(self.root / "episodes.csv", format_table(rows))
-        write_json(self.root / "traces.json", traces)
+        write_json(self.root / "traces.json", traces, compact=True)
         write_json(self.root / "curves.json", self._curves(plan.jobs))
         return MergeSummary(len(plan.cells), len(plan.cells) - len(missing), failed, missing)
 
@@ -253,7 +266,7 @@ def _cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else str(value)
+        return f"{value:.{SIGNIFICANT}g}" if math.isfinite(value) else str(value)
     return str(value)
 
 

@@ -602,7 +602,16 @@ def _check_learned(c: ControllerSpec, env: EnvSuite, envs: dict[str, Any]) -> No
     from servegym.agents.hyperparams import check_algo_kwargs, load_hyperparams, parse_entry
 
     algo = resolve_algo(c.algo)
-    check_action_space(algo, envs[c.train_scenario].action_space, env.env_id)
+    trained_on = envs[c.train_scenario]
+    check_action_space(algo, trained_on.action_space, env.env_id)
+    for name, other in envs.items():  # the policy must act in every scenario it is evaluated on
+        for space in ("observation_space", "action_space"):
+            mine, theirs = getattr(trained_on, space), getattr(other, space)
+            if mine.shape != theirs.shape or getattr(mine, "n", None) != getattr(theirs, "n", None):
+                raise ValueError(
+                    f"trained on {c.train_scenario!r} (an {space} of {mine}), it cannot act in "
+                    f"scenario {name!r} ({theirs}); evaluate it on scenarios with the same spaces"
+                )
     load_hyperparams(algo, env.env_id)  # the shipped file has an entry (or a default)
     if c.hyperparams:
         check_algo_kwargs(algo, parse_entry(dict(c.hyperparams), "hyperparams").algo_kwargs, "hyperparams")

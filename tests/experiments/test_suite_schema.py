@@ -136,6 +136,24 @@ def test_learned_policy_mistakes_are_caught_before_training(write_suite, old, ne
     assert re.match(rf"{re.escape(str(path))}:\d+: envs\[0\]\.controllers\.learned\[0\]", str(err.value))
 
 
+def test_a_policy_is_never_evaluated_where_it_cannot_act(write_suite) -> None:
+    text = """\
+envs:
+  - id: servegym/DnnSplit-v0
+    scenarios: {train: [default], test: [llm-prompts]}
+    controllers:
+      learned: [{name: p, algo: maskable_ppo}]
+"""
+    path = write_suite(text)
+    with pytest.raises(
+        SchemaError, match=r"cannot act in scenario 'llm-prompts' \(Box\(0.0, 1.0, \(215,\)"
+    ) as err:
+        load_suite(path)
+    assert str(err.value).startswith(
+        f"{path}:5: envs[0].controllers.learned[0]: controller 'p': trained on 'default'"
+    )
+
+
 def test_unknown_suite_names_and_overrides_are_refused(write_suite) -> None:
     with pytest.raises(ValueError, match=r"unknown suite 'nope'.*smoke"):
         load_suite("nope")
