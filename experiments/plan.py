@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from servegym._version import __version__
@@ -183,6 +184,9 @@ def config_hash(identity: dict[str, Any]) -> str:
 
 
 def _file_hash(path: str) -> str:
+    """The file's SHA-256 (a moved or deleted policy file counts as a changed one)."""
+    if not Path(path).is_file():
+        return f"missing: {path}"
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
