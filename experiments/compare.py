@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -41,13 +42,19 @@ class EpisodeResult:
     kpis: dict[str, float]
 
 
-def run_episode(env: gym.Env, controller, seed: int) -> dict[str, float]:
-    """One episode of ``controller`` in ``env``; the episode KPIs plus its return."""
+def run_episode(
+    env: gym.Env, controller, seed: int, on_step: Callable[[Any, float, dict], None] | None = None
+) -> dict[str, float]:
+    """One episode of ``controller`` in ``env``; the episode KPIs plus its return.
+    ``on_step(action, reward, info)`` sees every step (traces for figures)."""
     obs, info = env.reset(seed=seed)
     controller.reset(seed)
     total, done = 0.0, False
     while not done:
-        obs, reward, terminated, truncated, info = env.step(controller.act(obs, info))
+        action = controller.act(obs, info)
+        obs, reward, terminated, truncated, info = env.step(action)
+        if on_step is not None:
+            on_step(action, reward, info)
         total += reward
         done = terminated or truncated
     return {"return": total, **info["episode_kpis"]}

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from servegym._version import __version__
 
 from .agents import add_agent_commands
+from .experiments import add_experiment_commands
 from .hardware import add_hardware_commands
 from .simulate import add_simulate_commands
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_hardware_commands(sub)
     add_simulate_commands(sub)
     add_agent_commands(sub)
+    add_experiment_commands(sub)
     return parser
 
 
