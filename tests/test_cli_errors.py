@@ -15,7 +15,10 @@ from servegym.cli import main
     [
         (
             ["compare", "--env", "servegym/Nope-v0"],
-            ["unknown env id 'servegym/Nope-v0'", "servegym's ids: servegym/Autoscale-v0, servegym/ChunkedPrefill-v0"],
+            [
+                "unknown env id 'servegym/Nope-v0'",
+                "servegym's ids: servegym/Autoscale-v0, servegym/ChunkedPrefill-v0",
+            ],
         ),
         (["compare", "--env", "ChunkedPrefill-v0"], ["did you mean 'servegym/ChunkedPrefill-v0'?"]),
         (["simulate", "--env", "servegym/SpecDecod-v0"], ["did you mean 'servegym/SpecDecode-v0'?"]),
