@@ -9,7 +9,7 @@ applied (masked scores set to -inf before the argmax).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 from .bundle import PolicyMetadata
 from .contract import EnvContract
 from .mlp import masked_argmax
+from .prometheus import VLLMFleetMetrics
 
 Backend = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (obs [B, n], masks [B, A]) -> actions [B]
 
@@ -39,6 +40,7 @@ class LearnedController:
         self._backend, self.metadata, self.name = backend, metadata, name
         self._reset_fn = reset_fn
         self.contract: EnvContract | None = None  # set by load(); built on first use otherwise
+        self._fleet: VLLMFleetMetrics | None = None  # act_from_prometheus's scrape history
         self.policy: Any = None  # the torch policy of an SB3 zip
         self._row_scores: Callable[[np.ndarray], np.ndarray] | None = None  # one-observation fast path
         self.obs_size = int(np.prod(metadata.obs_shape))
@@ -182,6 +184,33 @@ class LearnedController:
             self.contract = _contract(self.metadata, self.name)
         obs = self.contract.encode(metrics)
         return self.act(obs, None if action_mask is None else {"action_mask": action_mask})
+
+    def act_from_prometheus(
+        self,
+        scrapes: Iterable[str],
+        *,
+        now_s: float,
+        ready: int,
+        starting: int = 0,
+        draining: int = 0,
+        preference: float | None = None,
+    ) -> tuple[int, int, dict[str, float]]:
+        """For an autoscaling policy: the action, the replica count it asks for, and the metrics,
+        from one scrape of every replica's vLLM ``/metrics`` (Prometheus text) and the fleet's
+        counts. Keeps the previous scrape to measure rates and latency over the interval."""
+        if self.contract is None:
+            self.contract = _contract(self.metadata, self.name)
+        env = self.contract._env
+        if not hasattr(env, "replicas_for"):
+            raise ValueError(f"{self.metadata.env_id} is not an autoscaling env: use act_from_metrics")
+        if self._fleet is None:
+            slo = self.contract.scenario_values
+            w = env.preference if hasattr(env, "preference") else 0.1
+            w = w if preference is None else preference
+            self._fleet = VLLMFleetMetrics(slo["ttft_slo_s"], slo["tpot_slo_s"], w)
+        metrics = self._fleet.observe(scrapes, now_s=now_s, ready=ready, starting=starting, draining=draining)
+        action = self.act_from_metrics(metrics)
+        return action, env.replicas_for(action, metrics), metrics
 
     def _bad_obs(self, obs: Any) -> np.ndarray:
         raise ValueError(

@@ -36,6 +36,15 @@ LOG = logging.getLogger("uvicorn.error")  # uvicorn prints it; a plain logger el
 REQUEST_ID = "x-request-id"
 
 
+class Fleet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    now_s: float = Field(description="the scrape's time, seconds (e.g. Unix time)")
+    ready: int = Field(ge=0, description="replicas serving")
+    starting: int = Field(default=0, ge=0, description="replicas in their cold start")
+    draining: int = Field(default=0, ge=0, description="replicas being removed")
+
+
 class ActRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -45,10 +54,18 @@ class ActRequest(BaseModel):
         description="raw metrics (numbers, or lists for per-server values), checked against GET /policy",
     )
     action_mask: list[bool] | None = Field(default=None, description="allowed actions (true = allowed)")
+    prometheus: list[str] | None = Field(
+        default=None,
+        description="autoscaling: every replica's vLLM /metrics text (Prometheus format), with 'fleet'",
+    )
+    fleet: Fleet | None = Field(
+        default=None, description="with 'prometheus': the autoscaler's replica counts"
+    )
 
 
 class ActResponse(BaseModel):
     action: int
+    replicas: int | None = Field(default=None, description="autoscaling policies: the replica count to set")
 
 
 class BadInput(Exception):
@@ -90,10 +107,13 @@ def create_app(controller: LearnedController) -> FastAPI:
             **contract.describe(),
         }
 
-    @app.post("/act", response_model=ActResponse)
+    @app.post("/act", response_model=ActResponse, response_model_exclude_none=True)
     def act(request: ActRequest) -> ActResponse:
+        if request.prometheus is not None:
+            return _act_from_scrapes(request)
         if (request.obs is None) == (request.metrics is None):
-            raise BadInput([([], "give exactly one of 'obs' (a list of numbers) and 'metrics' (an object)")])
+            one_of = "'obs' (a list of numbers), 'metrics' (an object) and 'prometheus'"
+            raise BadInput([([], f"give exactly one of {one_of}")])
         mask = request.action_mask
         if mask is not None and len(mask) != meta.n_actions:
             raise BadInput([(["action_mask"], f"expected {meta.n_actions} booleans, got {len(mask)}")])
@@ -112,6 +132,25 @@ def create_app(controller: LearnedController) -> FastAPI:
         with lock:
             action = controller.act(obs, None if mask is None else {"action_mask": mask})
         return ActResponse(action=action)
+
+    def _act_from_scrapes(request: ActRequest) -> ActResponse:
+        if request.obs is not None or request.metrics is not None or request.fleet is None:
+            raise BadInput([([], "'prometheus' goes with 'fleet' and without 'obs' or 'metrics'")])
+        if not request.prometheus:
+            raise BadInput([(["prometheus"], "expected the /metrics text of every replica, got none")])
+        fleet = request.fleet
+        with lock:  # the scrape history is shared state
+            try:
+                action, replicas, _ = controller.act_from_prometheus(
+                    request.prometheus, now_s=fleet.now_s, ready=fleet.ready, starting=fleet.starting,
+                    draining=fleet.draining,
+                )  # fmt: skip
+            except MetricsError as err:
+                problems = [(["prometheus", field], message) for field, message in err.problems]
+                raise BadInput(problems) from None
+            except ValueError as err:
+                raise BadInput([(["prometheus"], str(err))]) from None
+        return ActResponse(action=action, replicas=replicas)
 
     return app
 

@@ -245,9 +245,19 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
             return [f"{d:+d} replicas" for d in range(-k, k + 1)]
         return [f"{n} replicas" for n in range(self.scenario.max_replicas + 1)]
 
-    def target_for(self, action: int) -> int:
-        """The number of replicas an action asks for."""
-        return self.pool.active + action - self.max_step if self.action_mode == "delta" else action
+    def target_for(self, action: int, active: int | None = None) -> int:
+        """The number of replicas an action asks for, from ``active`` replicas (starting or ready;
+        default: the pool's), before the bounds."""
+        if self.action_mode == "target":
+            return action
+        return (self.pool.active if active is None else active) + action - self.max_step
+
+    def replicas_for(self, action: int, metrics: Mapping[str, float]) -> int:
+        """The replica count a deployed autoscaler applies for ``action``, given the fleet in the
+        metrics (ready and starting replicas), within the bounds."""
+        sc = self.scenario
+        active = round(metrics["ready_replicas"] + metrics["starting_replicas"])
+        return min(max(self.target_for(int(action), active), sc.min_replicas), sc.max_replicas)
 
     def action_for(self, target: int) -> int:
         """The valid action closest to asking for ``target`` replicas."""
