@@ -11,6 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from servegym.metric_spec import Metric
+from servegym.workloads import Requests
 
 from .autoscale_scenarios import AUTOSCALE_PRESETS, AutoscaleScenario, resolve_autoscale_scenario
 from .cluster import FIDELITIES, ROUTERS, ReplicaPool
@@ -265,7 +266,8 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
 
     def action_masks(self) -> np.ndarray:
         sc = self.scenario
-        targets = np.array([self.target_for(a) for a in range(self.action_space.n)])
+        actions = np.arange(self.action_space.n)
+        targets = actions if self.action_mode == "target" else self.pool.active + actions - self.max_step
         return (targets >= sc.min_replicas) & (targets <= sc.max_replicas)
 
     def observation_from_metrics(self, metrics: Mapping[str, float]) -> np.ndarray:
@@ -277,7 +279,7 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         rng, sc = self.np_random, self.scenario
         w = float(rng.uniform()) if self._preference_setting == "random" else float(self._preference_setting)
         self.preference = w
-        requests = sc.workload(rng).sample(rng, sc.episode_s + sc.decision_interval_s)
+        requests = self._requests(rng)
         self._arrival_times = requests.arrival_s
         initial = sc.initial_replicas or self._replicas_for(self._rate_between(0.0, 60.0))
         initial = min(max(initial, sc.min_replicas), sc.max_replicas)
@@ -320,6 +322,18 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         if truncated:
             info["episode_kpis"] = self.episode_kpis()
         return encode_autoscale_observation(metrics), reward, False, truncated, info
+
+    def _requests(self, rng: np.random.Generator) -> Requests:
+        """The episode's requests. The fast fidelity needs only arrival times (its tables hold the
+        length mix), so it skips drawing lengths; they come after the times in the random
+        stream, so both fidelities see the same arrivals for a seed."""
+        sc = self.scenario
+        workload, horizon = sc.workload(rng), sc.episode_s + sc.decision_interval_s
+        if self.fidelity == "engine" or workload.paired:
+            return workload.sample(rng, horizon)
+        times = workload.arrivals.sample(rng, horizon)
+        ones = np.ones(len(times), dtype=np.int64)
+        return Requests(times, ones, ones)
 
     def episode_kpis(self) -> dict[str, float]:
         kpis = self.pool.episode_kpis()

@@ -108,6 +108,22 @@ def expand_rows(row_weight, table, weights, hist) -> None:  # pragma: no cover -
 
 
 @njit(cache=True)
+def _shifted_ttft(
+    ttft, j, j2, g, wait, count, weights, slo_ttft, tpot_miss, ttft_hist, window
+):  # pragma: no cover
+    """``count`` requests whose TTFT is the tables' (rows j, j2, weight g) plus ``wait``: into the
+    histogram, with their TTFT-late and any-SLO-miss shares."""
+    late = 0.0
+    for q in range(len(weights)):
+        value = ttft[j, q] + (ttft[j2, q] - ttft[j, q]) * g + wait
+        hist_add_one(ttft_hist, value, count * weights[q])
+        if value > slo_ttft:
+            late += weights[q]
+    window[W_TTFT_LATE] += count * late
+    window[W_VIOLATIONS] += count * min(1.0, late + (1.0 - late) * tpot_miss)
+
+
+@njit(cache=True)
 def _rows(i, f):  # pragma: no cover - compiled
     """Load rows (lo, hi) and weight of hi for occupancy segment i (row r is occupancy r + 1;
     below the lowest tabulated load, the lowest load's row)."""
@@ -138,6 +154,16 @@ def advance_fast(
     """
     n_slots = len(status)
     l_max = occupancy[len(occupancy) - 1]
+    ready = np.empty(n_slots, dtype=np.int64)  # per ready replica (first n_ready entries):
+    rows = np.empty((n_slots, 3), dtype=np.int64)  # load rows j, j2 and interpolation point v
+    frac = np.empty(n_slots)
+    late0 = np.empty(n_slots)  # without a backlog wait: TTFT-late share, any-SLO-miss share
+    miss0 = np.empty(n_slots)
+    tpot_miss = np.empty(n_slots)
+    plain = np.empty(n_slots)  # requests dispatched that met no backlog wait
+    given = np.empty(n_slots)
+    wait_sum = np.empty(n_slots)  # Σ backlog waits of the requests delayed by one, and their count
+    delayed = np.empty(n_slots)
     for k in range(len(arrivals)):
         t = t0 + k * dt
         for s in range(n_slots):
@@ -168,41 +194,63 @@ def advance_fast(
         extra_wait = waited / backlog if backlog else 0.0
         router_queue[0] = 0.0
         router_queue[1] = 0.0
-        for phase in range(2):
-            count = backlog if phase == 0 else a
-            for r in range(count):
-                best, best_load = -1, 1e300
-                for s in range(n_slots):
-                    if status[s] == READY and in_system[s] < best_load:
-                        best, best_load = s, in_system[s]
-                # the latency this request will see: the replica's (smoothed) operating point
-                j, j2, g = _rows(*_interp_index(min(smoothed[best], stable), occupancy))
-                wait = max(in_system[best] - stable * BACKLOG_FACTOR, 0.0) / max_throughput
-                if phase == 0:  # waits at the router, spread evenly up to twice their mean (oldest first)
-                    wait += 2.0 * extra_wait * (backlog - r - 0.5) / backlog
-                in_system[best] += 1.0
-                arrived[best] += 1
-                window[W_DISPATCHED] += 1
-                # its TPOT (and, without a wait, its TTFT) distribution: the quantiles interpolated
-                # between load rows j and j2, on a grid of SUBROWS points per row
-                v = j * SUBROWS + round(g * SUBROWS) if j2 > j else j * SUBROWS
-                row_weight[v] += 1.0
+        # each ready replica's operating point (its smoothed occupancy: fixed within the sub-step)
+        plain[:n_ready] = 0.0
+        given[:n_ready] = 0.0
+        wait_sum[:n_ready] = 0.0
+        delayed[:n_ready] = 0.0
+        r = 0
+        for s in range(n_slots):
+            if status[s] == READY:
+                j, j2, g = _rows(*_interp_index(min(smoothed[s], stable), occupancy))
+                ready[r] = s
+                rows[r, 0], rows[r, 1] = j, j2
+                rows[r, 2] = j * SUBROWS + round(g * SUBROWS) if j2 > j else j * SUBROWS
+                frac[r] = g
                 p_good = good[j] + (good[j2] - good[j]) * g
                 p_ttft = ttft_ok[j] + (ttft_ok[j2] - ttft_ok[j]) * g
-                if wait > 0.0:  # a backlog beyond the tables: the TTFT distribution shifted by it
-                    late = 0.0
-                    for q in range(len(weights)):
-                        value = ttft[j, q] + (ttft[j2, q] - ttft[j, q]) * g + wait
-                        hist_add_one(ttft_hist, value, weights[q])
-                        if value > slo_ttft:
-                            late += weights[q]
+                tpot_miss[r] = 1.0 - (p_good / p_ttft if p_ttft > 0 else 1.0)
+                late0[r] = 1.0 - p_ttft
+                miss0[r] = min(1.0, late0[r] + (1.0 - late0[r]) * tpot_miss[r])
+                r += 1
+        for phase in range(2):
+            count = backlog if phase == 0 else a
+            for q_req in range(count):
+                best = 0
+                for r in range(1, n_ready):
+                    if in_system[ready[r]] < in_system[ready[best]]:
+                        best = r
+                s = ready[best]
+                wait = max(in_system[s] - stable * BACKLOG_FACTOR, 0.0) / max_throughput
+                if phase == 0:  # waits at the router, spread evenly up to twice their mean (oldest first)
+                    wait += 2.0 * extra_wait * (backlog - q_req - 0.5) / backlog
+                in_system[s] += 1.0
+                arrived[s] += 1
+                given[best] += 1.0
+                if wait > 0.0 and phase == 0:  # a router wait: this request's own shift
+                    j, j2, g = rows[best, 0], rows[best, 1], frac[best]
+                    _shifted_ttft(
+                        ttft, j, j2, g, wait, 1.0, weights, slo_ttft, tpot_miss[best], ttft_hist, window
+                    )
+                elif wait > 0.0:  # a backlog beyond the tables: shifted by its wait (mean per replica)
+                    wait_sum[best] += wait
+                    delayed[best] += 1.0
                 else:
-                    row_ttft_weight[v] += 1.0
-                    late = 1.0 - p_ttft
-                # misses: the TTFT tail with this wait, and the operating point's TPOT misses
-                tpot_miss = 1.0 - (p_good / p_ttft if p_ttft > 0 else 1.0)
-                window[W_TTFT_LATE] += late
-                window[W_VIOLATIONS] += min(1.0, late + (1.0 - late) * tpot_miss)
+                    plain[best] += 1.0
+        for r in range(n_ready):
+            if delayed[r] > 0.0:
+                j, j2, g, mean_wait = rows[r, 0], rows[r, 1], frac[r], wait_sum[r] / delayed[r]
+                _shifted_ttft(
+                    ttft, j, j2, g, mean_wait, delayed[r], weights, slo_ttft, tpot_miss[r], ttft_hist, window
+                )
+        # the distributions of the requests dispatched: quantiles interpolated between load rows,
+        # on a grid of SUBROWS points per row (TPOT for all; TTFT for those without a wait)
+        for r in range(n_ready):
+            window[W_DISPATCHED] += given[r]
+            row_weight[rows[r, 2]] += given[r]
+            row_ttft_weight[rows[r, 2]] += plain[r]
+            window[W_TTFT_LATE] += plain[r] * late0[r]
+            window[W_VIOLATIONS] += plain[r] * miss0[r]
         # departures and time averages
         for s in range(n_slots):
             if status[s] != READY and status[s] != DRAINING:
