@@ -25,12 +25,12 @@ def test_simulate_env_with_controller_prints_kpis(capsys):
 
 
 def test_simulate_spec_env_with_oracle_and_scenario(capsys):
-    argv = ["simulate", "--env", "servegym/SpecDecode-v0", "--controller", "myopic-oracle"]
+    argv = ["simulate", "--env", "servegym/SpecDecode-v0", "--controller", "spec-lookahead-oracle"]
     argv += ["--scenario", "llama3-8b-1b-code", "--horizon", "5", "--episodes", "2", "--seed", "3"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "[llama3-8b-1b-code] MyopicOracle seed 3" in out
-    assert "MyopicOracle seed 4" in out
+    assert "[llama3-8b-1b-code] LookaheadOracle seed 3" in out
+    assert "LookaheadOracle seed 4" in out
 
 
 def test_simulate_unknown_controller_returns_2(capsys):
