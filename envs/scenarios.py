@@ -323,6 +323,7 @@ CHUNK_PRESETS: dict[str, dict[str, Any]] = {
     # Where the budget decides attainment (issue 13): near capacity, non-stationary load, a
     # shifting prompt mix and KV pressure.
     "llama3-8b-a100-near-capacity": dict(load=0.9),
+    "llama3-8b-a100-code": dict(lengths="azure-code", load=0.9),
     "llama3-8b-a100-bursty": dict(load=0.7, burst_factor=2.0, burst_s=10.0, calm_s=40.0, ttft_slo_s=1.0),
     "llama3-8b-a100-diurnal": dict(load=0.7, diurnal_amplitude=0.5, diurnal_period_s=300.0),
     "llama3-8b-a100-doc-shift": dict(
@@ -406,6 +407,7 @@ PRESET_PHENOMENA: dict[str, str] = {
     "qwen2.5-7b-h100-bursty": "Gamma arrivals, CV 3",
     "llama3-8b-l4-overload": "a small GPU at 120% load",
     "llama3-8b-a100-near-capacity": "chat at 90% load: the TPOT SLO caps the budget",
+    "llama3-8b-a100-code": "code at 90% load: long prompts, ~13-token outputs; TTFT and TPOT pull apart",
     "llama3-8b-a100-bursty": "load bursts (2x the mean for ~10 s every ~50 s), 1 s TTFT",
     "llama3-8b-a100-diurnal": "a diurnal load cycle, 35% to 105% of capacity",
     "llama3-8b-a100-doc-shift": "prompt mix shifting between chat and long documents every 60 s",

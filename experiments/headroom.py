@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -201,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
     command = "python -m servegym.experiments.headroom " + " ".join(
-        a if " " not in a else f'"{a}"' for a in (argv if argv is not None else __import__("sys").argv[1:])
+        a if " " not in a else f'"{a}"' for a in (argv if argv is not None else sys.argv[1:])
     )
     text = markdown(args.env, rows, command)
     if args.out:
@@ -213,5 +214,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def cli() -> int:
+    """``main`` with bad arguments reported in one line (exit code 2), not a traceback."""
+    try:
+        return main()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli())
