@@ -125,5 +125,5 @@ def test_shifting_mix_draws_the_second_distribution_by_its_share_schedule():
 def test_shifting_mix_rejects_bad_schedules(steps):
     from servegym.workloads import Poisson, ShiftingMix, length_preset
 
-    with pytest.raises(ValueError, match="ShiftingMix.share_steps"):
+    with pytest.raises(ValueError, match=r"ShiftingMix\.share_steps"):
         ShiftingMix(Poisson(1.0), length_preset("azure-conv"), length_preset("azure-code"), steps)
