@@ -129,20 +129,21 @@ class ChunkedPrefillEnv(ServingControlEnv):
     ## Arguments
     | argument | default | meaning |
     |---|---|---|
-    | `scenario` | `"llama3-8b-a100-chat-strict"` | a preset (`CHUNK_PRESETS`), `"random"` or a scenario |
+    | `scenario` | `"llama3-8b-a100-code"` | a preset (`CHUNK_PRESETS`), `"random"` or a scenario |
     | `control_interval_s` | 0.25 | simulated seconds per decision |
     | `reward_weights` | see Rewards | weights of the reward terms |
     | `render_mode` | None | `"ansi"` |
     | any `ServingScenario` field | preset's | e.g. `load=1.1`, `tbt_slo_s=0.5`, `model="Mistral-7B"` |
 
     ## Version History
-    - v0: initial version; the reward became the goodput KPI and the observation gained the
-      load trend and TTFT-risk entries 14-19 (issue 13).
+    - v0: initial version; the reward became the goodput KPI, the observation gained the
+      load trend and TTFT-risk entries 14-19, and the default scenario became
+      `llama3-8b-a100-code` (issue 13).
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = CHUNK_PRESETS
     KIND: ClassVar[str] = "ChunkedPrefill"
-    DEFAULT_SCENARIO: ClassVar[str] = "llama3-8b-a100-chat-strict"
+    DEFAULT_SCENARIO: ClassVar[str] = "llama3-8b-a100-code"
     METRICS: ClassVar[tuple[Metric, ...]] = (
         *serving_metrics(
             "decoding",

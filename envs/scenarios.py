@@ -378,7 +378,7 @@ SPEC_PRESETS: dict[str, dict[str, Any]] = {
         **_FAST_STREAMING,
     ),
     "llama2-7b-68m-tight-slo": dict(
-        model="Llama-2-7B", draft="Llama-68M", load=0.8, max_num_seqs=64, ttft_slo_s=0.3, tpot_slo_s=0.03
+        model="Llama-2-7B", draft="Llama-68M", load=0.9, max_num_seqs=64, ttft_slo_s=0.3, tpot_slo_s=0.03
     ),
     "llama2-7b-68m-diurnal": dict(
         model="Llama-2-7B",
@@ -421,7 +421,7 @@ PRESET_PHENOMENA: dict[str, str] = {
     "llama3-8b-1b-overload": "weak draft at 120% load",
     "llama3-8b-1b-h100-highload-short": "big batches of short contexts on H100",
     "llama2-7b-68m-mixed-domains": "draft/target mismatch: acceptance spread over requests, fast SLOs",
-    "llama2-7b-68m-tight-slo": "tight TTFT: drafts compete with prefills for the token budget",
+    "llama2-7b-68m-tight-slo": "90% load, tight TTFT: drafts compete with prefills for budget and compute",
     "llama2-7b-68m-diurnal": "a diurnal load cycle under fast-streaming SLOs",
     "llama2-7b-68m-drift-tight": "acceptance drift under fast-streaming SLOs",
 }

@@ -132,7 +132,7 @@ class SpecDecodeEnv(ServingControlEnv):
     ## Arguments
     | argument | default | meaning |
     |---|---|---|
-    | `scenario` | `"llama2-7b-68m-mixed-domains"` | a preset (`SPEC_PRESETS`), `"random"` or a scenario |
+    | `scenario` | `"llama2-7b-68m-tight-slo"` | a preset (`SPEC_PRESETS`), `"random"` or a scenario |
     | `decision_iterations` | 8 | engine iterations per decision (1–20) |
     | `reward_weights` | see Rewards | weights of the reward terms |
     | `render_mode` | None | `"ansi"` |
@@ -141,12 +141,12 @@ class SpecDecodeEnv(ServingControlEnv):
     ## Version History
     - v0: initial version; the reward became the goodput KPI (it was a per-decision token-rate
       ratio, whose sum grew with the number of decisions), the observation gained entries
-      21-26, and the default scenario became `llama2-7b-68m-mixed-domains` (issue 13).
+      21-26, and the default scenario became `llama2-7b-68m-tight-slo` (issue 13).
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = SPEC_PRESETS
     KIND: ClassVar[str] = "SpecDecode"
-    DEFAULT_SCENARIO: ClassVar[str] = "llama2-7b-68m-mixed-domains"
+    DEFAULT_SCENARIO: ClassVar[str] = "llama2-7b-68m-tight-slo"
     METRICS: ClassVar[tuple[Metric, ...]] = (
         *serving_metrics(
             "decoding",

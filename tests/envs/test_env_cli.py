@@ -19,7 +19,7 @@ def test_simulate_env_with_controller_prints_kpis(capsys):
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert "servegym/ChunkedPrefill-v0 [llama3-8b-a100-chat-strict] SarathiStatic seed 0: return" in out
+    assert "servegym/ChunkedPrefill-v0 [llama3-8b-a100-code] SarathiStatic seed 0: return" in out
     for kpi in ("e2e_mean_s", "tbt_p99_s", "ttft_p99_s", "duration_s"):
         assert kpi in out
 
