@@ -124,7 +124,7 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
         self.engine = ServingEngine(self.scenario.engine_config(), requests, engine_rng)
         self._arrival_ewma = self.scenario.load * self._capacity
         sc = self.scenario
-        self.reward_scale = 100.0 / (sc.load * self._capacity * sc.horizon_s)
+        self.reward_scale = 100.0 / (sc.offered_rate() * sc.horizon_s)
         self._settled = np.zeros(self.engine.n, dtype=np.int8)
         self._settle_start = 0
         self._good_total = 0
