@@ -1,7 +1,9 @@
 """servegym.baselines: the heuristic controllers servegym's agents are judged against.
 
 ``make(name, **params)`` builds one by name (case-insensitive); ``list()`` names them all with
-the env id each is for. Oracles need the env they control: ``make("lookahead-oracle", env=env)``.
+the env id each is for; ``heuristics(env_id)`` the non-oracle ones. Oracles need the env they
+control: ``make("lookahead-oracle", env=env)``; their names contain "oracle", and tables of the
+"best heuristic" leave them out.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from .chunk import (
     ENGINE_DEFAULTS,
     BestStaticOracle,
     FixedBudget,
-    LookaheadOracle,
     PressureRule,
     SarathiStatic,
     SlackFeedback,
@@ -36,7 +37,8 @@ from .mec import (
     RandomOffload,
     RoundRobin,
 )
-from .spec import BatchSizeTable, DisableByBatchSize, FixedK, MyopicOracle, SGLangEMA, SmartSpecGreedy
+from .rollout import LookaheadOracle
+from .spec import BatchSizeTable, DisableByBatchSize, FixedK, SGLangEMA, SmartSpecGreedy
 
 CHUNK_ENV = "servegym/ChunkedPrefill-v0"
 AUTOSCALE_ENV = "servegym/Autoscale-v0"
@@ -60,7 +62,11 @@ _REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
     "slack-feedback": (CHUNK_ENV, SlackFeedback, "step the budget down/up on P99 iteration time vs SLO"),
     "pressure-rule": (CHUNK_ENV, PressureRule, "large budget at low pressure, else the SLO-feasible budget"),
     "best-static-oracle": (CHUNK_ENV, BestStaticOracle, "best fixed budget by simulating each (oracle)"),
-    "lookahead-oracle": (CHUNK_ENV, LookaheadOracle, "clone and roll each budget forward (oracle)"),
+    "lookahead-oracle": (
+        CHUNK_ENV,
+        lambda env, **kw: _lookahead(CHUNK_ENV, env, **kw),
+        "fortified roll-out over the exact simulator, from the best heuristic (oracle)",
+    ),
     "fixed-k": (SPEC_ENV, FixedK, "Fixed(k): a constant speculation length (default 3)"),
     "no-speculation": (SPEC_ENV, lambda: FixedK(0), "Fixed(0): speculation off"),
     "disable-by-batch-size": (
@@ -71,7 +77,11 @@ _REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
     "batch-size-table": (SPEC_ENV, BatchSizeTable, "vLLM V1 batch-size -> k table from acceptance and ITL"),
     "smartspec": (SPEC_ENV, SmartSpecGreedy, "SmartSpec goodput-greedy k every 20 steps"),
     "sglang-ema": (SPEC_ENV, SGLangEMA, "SGLang EMA of accepted drafts with per-batch tiers"),
-    "myopic-oracle": (SPEC_ENV, MyopicOracle, "true acceptance + exact latency model (oracle)"),
+    "spec-lookahead-oracle": (
+        SPEC_ENV,
+        lambda env, **kw: _lookahead(SPEC_ENV, env, **kw),
+        "fortified roll-out over the exact simulator, from the best heuristic (oracle)",
+    ),
     "all-local": (MEC_ENV, AllLocal, "every task on the user's device"),
     "all-cloud": (MEC_ENV, AllCloud, "every task to the cloud"),
     "random-offload": (MEC_ENV, RandomOffload, "uniform over the valid actions (seeded by reset)"),
@@ -113,6 +123,22 @@ _REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
         "knows the coming arrivals; sizes for them past the cold start (oracle)",
     ),
 }
+
+
+PARAMETRISED = ("fixed-budget",)
+"""Registry entries that repeat another entry with its default parameters (``fixed-budget`` is
+``sarathi-default``); ``heuristics`` leaves them out."""
+
+
+def heuristics(env_id: str) -> builtins.list[str]:
+    """The env's registered non-oracle controllers (one entry per distinct default)."""
+    return [n for n in list(env_id) if "oracle" not in n and n not in PARAMETRISED]
+
+
+def _lookahead(env_id: str, env: Any, **params: Any) -> LookaheadOracle:
+    """A ``LookaheadOracle`` whose incumbent starts from every heuristic of ``env_id``."""
+    bases = [lambda name=name: make(name) for name in heuristics(env_id)]
+    return LookaheadOracle(env, bases=bases, **params)
 
 
 def _key(name: str) -> str:
@@ -162,7 +188,6 @@ __all__ = [
     "Llumnix",
     "LookaheadOracle",
     "Lyapunov",
-    "MyopicOracle",
     "Neurosurgeon",
     "NextWindowOracle",
     "PressureRule",
@@ -174,6 +199,7 @@ __all__ = [
     "SmartSpecGreedy",
     "StaticReplicas",
     "describe",
+    "heuristics",
     "list",
     "make",
 ]

@@ -155,7 +155,8 @@ class PressureRule:
 
 class BestStaticOracle:
     """The best fixed budget for this scenario and seed, found by simulating the whole episode
-    once per menu budget from the env's initial state (an upper bound for static control)."""
+    once per menu budget on copies of the env (``env.advance``): an upper bound for static
+    control, not for adaptive heuristics (``LookaheadOracle`` is the upper bound for those)."""
 
     name = "BestStaticOracle"
 
@@ -175,39 +176,8 @@ class BestStaticOracle:
                 sim = copy.deepcopy(base)
                 total, done = 0.0, False
                 while not done:
-                    _, r, term, trunc, _ = sim.step(i)
-                    total += r
-                    done = term or trunc
+                    reward, done = sim.advance(i)
+                    total += reward
                 self.returns[i] = total
             self.index = max(self.returns, key=self.returns.get)
         return self.index
-
-
-class LookaheadOracle:
-    """Model-predictive oracle: at each decision, clone the simulator (true future arrivals),
-    roll each menu budget forward for ``horizon`` intervals, pick the best summed reward."""
-
-    name = "LookaheadOracle"
-
-    def __init__(self, env: Any, horizon: int = 2) -> None:
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
-        self.env, self.horizon = env, horizon
-
-    def reset(self, seed: int | None = None) -> None:
-        pass
-
-    def act(self, obs: np.ndarray, info: Mapping[str, Any]) -> int:
-        base = self.env.unwrapped
-        best, best_value = 0, -np.inf
-        for i in range(len(BUDGET_MENU)):
-            sim = copy.deepcopy(base)
-            value = 0.0
-            for _ in range(self.horizon):
-                _, r, term, trunc, _ = sim.step(i)
-                value += r
-                if term or trunc:
-                    break
-            if value > best_value:
-                best, best_value = i, value
-        return best

@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=list(ENVS), help="ids (default: every registered id)")
     parser.add_argument("--timesteps", type=int, default=2 * 2048 * 8)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu", help="CPU time (default) or wall time")
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu", help="CPU time (default) or wall")
     args = parser.parse_args()
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter

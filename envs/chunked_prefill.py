@@ -11,7 +11,7 @@ from gymnasium import spaces
 from servegym.metric_spec import Metric
 
 from .scenarios import CHUNK_PRESETS, ServingScenario
-from .serving_env import ServingControlEnv, serving_metrics
+from .serving_env import LOAD_FEATURES, LOAD_METRICS, ServingControlEnv, load_features, serving_metrics
 
 BUDGET_MENU = (128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 8192)
 """Tile-aligned token budgets (chunk_spec.md D.1)."""
@@ -31,6 +31,8 @@ OBSERVATION_FIELDS = (
     ("decode-only iterations / iterations", 0.0, 1.0),
     ("mean decode context / 8192 (capped at 4)", 0.0, 4.0),
     ("prefilling requests / 8 (capped at 4)", 0.0, 4.0),
+    ("prompt tokens of arrivals, 10 s average / 8192 (capped at 4)", 0.0, 4.0),
+    *LOAD_FEATURES,
 )
 
 OBS_LOW = np.array([f[1] for f in OBSERVATION_FIELDS], dtype=np.float32)
@@ -56,6 +58,8 @@ def encode_chunk_observation(m: Mapping[str, float]) -> np.ndarray:
         m["decode_only_fraction"],
         m["mean_context"] / 8192.0,
         m["prefilling"] / 8.0,
+        m["arrival_prompt_tokens"] / 8192.0,
+        *load_features(m),
     )
     obs = np.array(values, dtype=np.float32)
     return obs.clip(OBS_LOW, OBS_HIGH, out=obs)
@@ -76,7 +80,7 @@ class ChunkedPrefillEnv(ServingControlEnv):
     returns all-true (every budget is valid); out-of-range actions raise `ValueError`.
 
     ## Observation Space
-    `Box(0, high, (14,), float32)`, from `encode_chunk_observation(info["metrics"])`:
+    `Box(0, high, (20,), float32)`, from `encode_chunk_observation(info["metrics"])`:
 
     | index | observation | min | max |
     |---|---|---|---|
@@ -94,15 +98,25 @@ class ChunkedPrefillEnv(ServingControlEnv):
     | 11 | decode-only iterations / iterations | 0 | 1 |
     | 12 | mean decode context / 8192 | 0 | 4 |
     | 13 | prefilling requests / 8 | 0 | 4 |
+    | 14 | prompt tokens of arrivals (10 s average) / 8192 | 0 | 4 |
+    | 15 | arrival rate (30 s average) / estimated capacity | 0 | 3 |
+    | 16 | arrival-rate trend: EWMA / 30 s average | 0 | 3 |
+    | 17 | running requests whose first token missed the TTFT SLO / max_num_seqs | 0 | 1 |
+    | 18 | requests waiting over half the TTFT SLO (not yet all) / max_num_seqs | 0 | 4 |
+    | 19 | requests waiting over the TTFT SLO / max_num_seqs | 0 | 4 |
 
     ## Rewards
-    A weighted sum of named terms (`info["reward_terms"]`, weights in `reward_weights`):
-    `tokens_within_slo` (decode tokens whose gap met the TBT SLO plus first tokens within the
-    TTFT SLO, per expected token rate at capacity; weight 1), `tbt_violation` (Σ over token gaps
-    of max(0, gap − SLO)/SLO, normalised the same way; weight 1), `ttft_violation` (Σ over first
-    tokens of max(0, TTFT − SLO)/SLO, per expected first tokens; weight 1) and `preemptions`
-    (count; weight 0.1). Dropping requests is impossible, so the reward cannot be gamed by
-    refusing doomed work.
+    The primary KPI is goodput (DistServe's definition): requests finished with TTFT ≤
+    `ttft_slo_s` and TPOT ≤ `tpot_slo_s`, per second of the scenario horizon
+    (`info["episode_kpis"]["goodput_requests_per_s"]`). Each decision's reward is
+    `scale × (finished − finished late)` for the requests that finished in its interval, as two
+    named terms (`info["reward_terms"]`, weights in `reward_weights`, both 1): `finished`
+    (`+scale` per finished request) and `missed_slo` (`−scale` per finished request that missed
+    the TTFT or the TPOT SLO). `scale = 100 / (offered rate × horizon_s)`, so the return is
+    exactly `100 × goodput / offered rate`: the percentage of the offered requests served within
+    both SLOs, and a better return is a better KPI. An episode that ends early (queue explosion)
+    earns nothing for the rest of the horizon. Requests cannot be dropped or reordered, so the
+    reward cannot be gamed by refusing doomed work.
 
     ## Starting State
     An empty engine at t = 0; requests for the whole horizon are drawn at `reset(seed=...)`.
@@ -115,25 +129,21 @@ class ChunkedPrefillEnv(ServingControlEnv):
     ## Arguments
     | argument | default | meaning |
     |---|---|---|
-    | `scenario` | `"llama3-8b-a100-chat-strict"` | a preset (`CHUNK_PRESETS`), `"random"` or a scenario |
+    | `scenario` | `"llama3-8b-a100-code"` | a preset (`CHUNK_PRESETS`), `"random"` or a scenario |
     | `control_interval_s` | 0.25 | simulated seconds per decision |
     | `reward_weights` | see Rewards | weights of the reward terms |
     | `render_mode` | None | `"ansi"` |
     | any `ServingScenario` field | preset's | e.g. `load=1.1`, `tbt_slo_s=0.5`, `model="Mistral-7B"` |
 
     ## Version History
-    - v0: initial version.
+    - v0: initial version; the reward became the goodput KPI, the observation gained the
+      load trend and TTFT-risk entries 14-19, and the default scenario became
+      `llama3-8b-a100-code` (issue 13).
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = CHUNK_PRESETS
     KIND: ClassVar[str] = "ChunkedPrefill"
-    DEFAULT_SCENARIO: ClassVar[str] = "llama3-8b-a100-chat-strict"
-    REWARD_WEIGHTS: ClassVar[dict[str, float]] = {
-        "tokens_within_slo": 1.0,
-        "tbt_violation": 1.0,
-        "ttft_violation": 1.0,
-        "preemptions": 0.1,
-    }
+    DEFAULT_SCENARIO: ClassVar[str] = "llama3-8b-a100-code"
     METRICS: ClassVar[tuple[Metric, ...]] = (
         *serving_metrics(
             "decoding",
@@ -147,11 +157,10 @@ class ChunkedPrefillEnv(ServingControlEnv):
             "p99_tbt_s",
             "first_tokens",
             "first_tokens_late",
-            "arrival_rate_ewma",
             "decode_only_fraction",
             "mean_context",
-            "capacity_rps",
-            "max_num_seqs",
+            "arrival_prompt_tokens",
+            *LOAD_METRICS,
             "ttft_slo_s",
             "tbt_slo_s",
         ),
@@ -195,21 +204,3 @@ class ChunkedPrefillEnv(ServingControlEnv):
         m["budget"] = float(BUDGET_MENU[self.budget_index])
         m["budget_index"] = float(self.budget_index)
         return m
-
-    def _reward_terms(self, m: Mapping[str, float]) -> dict[str, float]:
-        _mean_prompt, mean_output = self._mean_lengths()
-        requests = max(m["capacity_rps"] * m["window_s"], 1e-9)  # expected requests at capacity
-        tokens = requests * mean_output
-        return {
-            "tokens_within_slo": m["tokens_within_slo"] / tokens,
-            "tbt_violation": -m["tbt_excess"] / tokens,
-            "ttft_violation": -m["ttft_excess"] / requests,
-            "preemptions": -m["preemptions"],
-        }
-
-    def _mean_lengths(self) -> tuple[float, float]:
-        cached = getattr(self, "_lengths_cache", None)
-        if cached is None or cached[0] is not self.scenario:
-            cached = (self.scenario, self.scenario.mean_lengths())
-            self._lengths_cache = cached
-        return cached[1]

@@ -1,8 +1,15 @@
 """Shared machinery of the serving-control environments (one engine knob per env).
 
 Subclasses define the action menu, how an action is applied and how long a decision lasts,
-the metrics they report, the observation encoder (a pure function of the metrics) and the
-reward terms. This base handles scenarios, seeding, the engine, windows, info and rendering.
+the metrics they report and the observation encoder (a pure function of the metrics). This
+base handles scenarios, seeding, the engine, windows, the reward, info and rendering.
+
+The reward measures the envs' primary KPI, goodput (DistServe): requests that finish within
+both the TTFT and the TPOT SLO, per second of the scenario horizon. Each decision's reward is
+``scale`` x (finished requests - finished requests that missed an SLO) of its window, with
+``scale = 100 / (offered rate x horizon)``, so an episode's return is exactly
+``100 x goodput / offered rate``: the share of the offered requests, in percent, served within
+both SLOs.
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ from servegym.metric_spec import Metric
 
 from .scenarios import ServingScenario, random_scenario, resolve_scenario
 from .serving.engine import ServingEngine
-from .serving.summary import summarize
+from .serving.summary import inflight_slo_counts, settle_finished, still_possible, summarize
 from .serving.windows import SUMMARY as S
 
 QUEUE_EXPLOSION_S = 30.0  # scheduling delay that ends an episode early (chunk_spec.md D.1)
+SLOW_RATE_TAU_S = 30.0  # time constant of the slow arrival-rate average (the fast one: weight 0.2)
+PROMPT_TAU_S = 10.0  # time constant of the average prompt length of arrivals
 
 
 _INTS = (int, np.int64, np.int32)
@@ -42,7 +51,9 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     KIND: ClassVar[str] = "serving"
     DEFAULT_SCENARIO: ClassVar[str] = ""
-    REWARD_WEIGHTS: ClassVar[dict[str, float]] = {}
+    PRIMARY_KPI: ClassVar[str] = "goodput_requests_per_s"
+    """The ``episode_kpis`` entry the return is a fixed positive multiple of (see the module)."""
+    REWARD_WEIGHTS: ClassVar[dict[str, float]] = {"finished": 1.0, "missed_slo": 1.0}
     METRICS: ClassVar[tuple[Metric, ...]] = ()
     """The metrics ``encode`` reads (the operator's contract; see ``servegym.metric_spec``)."""
 
@@ -89,9 +100,6 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
         indexed by ``serving.windows.SUMMARY``)."""
         raise NotImplementedError
 
-    def _reward_terms(self, metrics: Mapping[str, float]) -> dict[str, float]:
-        raise NotImplementedError
-
     @staticmethod
     def encode(metrics: Mapping[str, float]) -> np.ndarray:
         raise NotImplementedError
@@ -115,10 +123,35 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
         engine_rng = np.random.default_rng(rng.integers(2**63))
         self.engine = ServingEngine(self.scenario.engine_config(), requests, engine_rng)
         self._arrival_ewma = self.scenario.load * self._capacity
+        sc = self.scenario
+        self.reward_scale = 100.0 / (sc.offered_rate() * sc.horizon_s)
+        self._settled = np.zeros(self.engine.n, dtype=np.int8)
+        self._settle_start = 0
+        self._good_total = 0
+        self._arrival_slow = self._arrival_ewma
+        self._arrived = 0
+        self._prompt_ewma = sc.mean_lengths()[0]
         self.last_metrics = self._metrics(self.engine.take_window_summary())
         return self.encode(self.last_metrics), self._info({})
 
     def step(self, action):
+        action = self._checked_action(action)
+        window, reward, terms, terminated, truncated = self._transition(action)
+        metrics = self._metrics(window)
+        self.last_metrics = metrics
+        info = self._info(terms)
+        if terminated or truncated:
+            info["episode_kpis"] = self._episode_kpis()
+        return self.encode(metrics), reward, terminated, truncated, info
+
+    def advance(self, action: int) -> tuple[float, bool]:
+        """The reward-relevant part of ``step``: apply ``action``, simulate one decision and
+        return ``(reward, episode over)``, without metrics, observation or info (their running
+        estimates are not updated). For oracles' roll-outs on copies of the env."""
+        _, reward, _, terminated, truncated = self._transition(action)
+        return reward, terminated or truncated
+
+    def _checked_action(self, action) -> int:
         if self.engine is None:
             raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
         fast = type(action) in _INTS and 0 <= action < self.action_space.n
@@ -132,20 +165,57 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
                     f"action {action!r} is outside the action space {self.action_space} "
                     f"(an integer in 0..{self.action_space.n - 1})"
                 )
-        action = int(action)
+        return int(action)
+
+    def _transition(self, action: int) -> tuple[list[float], float, dict[str, float], bool, bool]:
+        """One decision: the window summary, the reward and its terms, terminated, truncated."""
         self._apply_action(action)
-        metrics = self._metrics(self._advance())
-        self.last_metrics = metrics
-        terms = self._reward_terms(metrics)
-        reward = float(sum(self.reward_weights[name] * value for name, value in terms.items()))
+        window = self._advance()
+        finished, good = self._settle()
+        scale = self.reward_scale
+        terms = FloatDict(finished=scale * finished, missed_slo=-scale * (finished - good))
+        weights = self.reward_weights
+        reward = weights["finished"] * terms["finished"] + weights["missed_slo"] * terms["missed_slo"]
         engine = self.engine
-        exploded = metrics["oldest_wait_s"] > QUEUE_EXPLOSION_S
-        terminated = bool(exploded)
-        truncated = bool(engine.now >= self.scenario.horizon_s or engine.done) and not terminated
-        info = self._info(terms)
-        if terminated or truncated:
-            info["episode_kpis"] = summarize(engine)
-        return self.encode(metrics), reward, terminated, truncated, info
+        terminated = window[S.oldest_wait_s] > QUEUE_EXPLOSION_S
+        truncated = (engine.now >= self.scenario.horizon_s or engine.done) and not terminated
+        return window, float(reward), terms, bool(terminated), bool(truncated)
+
+    def _requests(self) -> tuple[np.ndarray, ...]:
+        """The arrived requests' status, and every request's arrival, first token, finish time
+        and output length (views of the engine's request table)."""
+        table = self.engine.requests
+        arrived = self.engine.next_arrival
+        return (
+            table.status[:arrived], table.arrival_s, table.first_token_s, table.finished_s,
+            table.output_tokens,
+        )  # fmt: skip
+
+    def _settle(self) -> tuple[int, int]:
+        """Requests finished since the last call, and how many of them met both SLOs."""
+        sc = self.scenario
+        finished, good, self._settle_start = settle_finished(
+            *self._requests(), self._settled, self._settle_start, sc.ttft_slo_s, sc.tpot_slo_s
+        )
+        self._good_total += good
+        return finished, good
+
+    def good_so_far(self) -> int:
+        """Requests finished so far within both SLOs (the KPI's numerator)."""
+        return self._good_total
+
+    def still_possible(self) -> int:
+        """Arrived requests that met or can still meet both SLOs (``summary.still_possible``): an
+        oracle's optimistic estimate of the good requests a state leads to."""
+        sc = self.scenario
+        return int(still_possible(*self._requests(), self.engine.now, sc.ttft_slo_s, sc.tpot_slo_s))
+
+    def _episode_kpis(self) -> dict[str, float]:
+        """``summarize`` of the engine, with goodput over the scenario horizon (so an episode
+        that ends early counts zero for the rest of it): the env's primary KPI."""
+        kpis = summarize(self.engine)
+        kpis[self.PRIMARY_KPI] = self._good_total / self.scenario.horizon_s
+        return kpis
 
     def _info(self, terms: Mapping[str, float]) -> dict[str, Any]:
         return {
@@ -185,6 +255,18 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
         iterations = w[S.iterations]
         rate = w[S.arrivals] / elapsed
         self._arrival_ewma = 0.8 * self._arrival_ewma + 0.2 * rate
+        slow = -np.expm1(-elapsed / SLOW_RATE_TAU_S)
+        self._arrival_slow += slow * (rate - self._arrival_slow)
+        status, arrival, first, _, _ = self._requests()
+        arrived = len(status)
+        if arrived > self._arrived:
+            prompts = self.engine.requests.prompt_tokens[self._arrived : arrived]
+            weight = -np.expm1(-elapsed / PROMPT_TAU_S)
+            self._prompt_ewma += weight * (float(prompts.mean()) - self._prompt_ewma)
+            self._arrived = arrived
+        running_late, waiting_at_risk, waiting_late = inflight_slo_counts(
+            status, arrival, first, now, sc.ttft_slo_s, self._settle_start
+        )
         return {
             "time_s": now,
             "window_s": elapsed,
@@ -215,6 +297,11 @@ class ServingControlEnv(gym.Env[np.ndarray, np.int64]):
             "arrivals": w[S.arrivals],
             "arrival_rate": rate,
             "arrival_rate_ewma": self._arrival_ewma,
+            "arrival_rate_slow": self._arrival_slow,
+            "arrival_prompt_tokens": self._prompt_ewma,
+            "running_late": float(running_late),
+            "waiting_at_risk": float(waiting_at_risk),
+            "waiting_late": float(waiting_late),
             "capacity_rps": self._capacity,
             "mean_context": w[S.mean_context],
             "p90_context": w[S.p90_context],
@@ -243,6 +330,13 @@ SERVING_METRICS: dict[str, Metric] = {
         Metric("first_tokens", "count", "first tokens (prefills finished) in the last interval"),
         Metric("first_tokens_late", "count", "of those, first tokens later than the TTFT SLO"),
         Metric("arrival_rate_ewma", "req/s", "arrival rate, EWMA over intervals (weight 0.2)"),
+        Metric("arrival_rate_slow", "req/s", "arrival rate, exponential average over 30 s"),
+        Metric("arrival_prompt_tokens", "tokens", "prompt length of arrivals, exponential average over 10 s"),
+        Metric("running_late", "requests", "running requests whose first token missed the TTFT SLO"),
+        Metric(
+            "waiting_at_risk", "requests", "requests waiting for over half the TTFT SLO, not yet all of it"
+        ),
+        Metric("waiting_late", "requests", "requests waiting for longer than the TTFT SLO"),
         Metric("decode_only_fraction", "fraction", "iterations without prefill / iterations", high=1.0),
         Metric("mean_context", "tokens", "mean context length of the decoding requests"),
         Metric("p90_context", "tokens", "P90 context length of the decoding requests"),
@@ -267,3 +361,37 @@ SERVING_METRICS: dict[str, Metric] = {
 
 def serving_metrics(*names: str) -> tuple[Metric, ...]:
     return tuple(SERVING_METRICS[n] for n in names)
+
+
+LOAD_FEATURES = (
+    ("arrival rate, 30 s average / estimated capacity (capped at 3)", 0.0, 3.0),
+    ("arrival-rate trend: EWMA / 30 s average (capped at 3)", 0.0, 3.0),
+    ("running requests whose first token was late / max_num_seqs", 0.0, 1.0),
+    ("requests waiting over half the TTFT SLO / max_num_seqs (capped at 4)", 0.0, 4.0),
+    ("requests waiting over the TTFT SLO / max_num_seqs (capped at 4)", 0.0, 4.0),
+)
+"""Observation entries both serving envs append: the load's trend and the requests at risk of
+missing, or already past, the TTFT SLO (``load_features``)."""
+LOAD_METRICS = (
+    "arrival_rate_ewma",
+    "arrival_rate_slow",
+    "running_late",
+    "waiting_at_risk",
+    "waiting_late",
+    "capacity_rps",
+    "max_num_seqs",
+)
+"""The metrics ``load_features`` reads."""
+
+
+def load_features(m: Mapping[str, float]) -> tuple[float, ...]:
+    """The ``LOAD_FEATURES`` entries from raw metrics (unclipped; the encoders clip)."""
+    capacity = max(m["capacity_rps"], 1e-9)
+    seqs = max(m["max_num_seqs"], 1.0)
+    return (
+        m["arrival_rate_slow"] / capacity,
+        m["arrival_rate_ewma"] / max(m["arrival_rate_slow"], 1e-3 * capacity),
+        m["running_late"] / seqs,
+        m["waiting_at_risk"] / seqs,
+        m["waiting_late"] / seqs,
+    )

@@ -8,12 +8,11 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
-from servegym.hardware import IterationBatch
 from servegym.metric_spec import Metric
 
 from .scenarios import SPEC_PRESETS, ServingScenario
 from .serving.windows import SUMMARY as S
-from .serving_env import ServingControlEnv, serving_metrics
+from .serving_env import LOAD_FEATURES, LOAD_METRICS, ServingControlEnv, load_features, serving_metrics
 
 K_MAX = 8
 ACCEPTANCE_KEYS = tuple(f"acceptance_pos{i + 1}" for i in range(K_MAX))
@@ -34,6 +33,8 @@ OBSERVATION_FIELDS = (
     ("current k / 8", 0.0, 1.0),
     ("arrival rate (EWMA) / estimated capacity (capped at 3)", 0.0, 3.0),
     ("late first tokens / first tokens in the window", 0.0, 1.0),
+    ("log1p(waiting prompt tokens) / log1p(65536)", 0.0, 2.0),
+    *LOAD_FEATURES,
 )
 
 OBS_LOW = np.array([f[1] for f in OBSERVATION_FIELDS], dtype=np.float32)
@@ -61,6 +62,8 @@ def encode_spec_observation(m: Mapping[str, float]) -> np.ndarray:
         m["spec_tokens"] / K_MAX,
         m["arrival_rate_ewma"] / max(m["capacity_rps"], 1e-9),
         m["first_tokens_late"] / first if first else 0.0,
+        np.log1p(m["waiting_prompt_tokens"]) / np.log1p(65536.0),
+        *load_features(m),
     ]
     obs = np.array(values, dtype=np.float32)
     return obs.clip(OBS_LOW, OBS_HIGH, out=obs)
@@ -81,7 +84,7 @@ class SpecDecodeEnv(ServingControlEnv):
     out-of-range actions raise `ValueError`.
 
     ## Observation Space
-    `Box(0, high, (21,), float32)`, from `encode_spec_observation(info["metrics"])`:
+    `Box(0, high, (27,), float32)`, from `encode_spec_observation(info["metrics"])`:
 
     | index | observation | min | max |
     |---|---|---|---|
@@ -99,13 +102,25 @@ class SpecDecodeEnv(ServingControlEnv):
     | 18 | current k / 8 | 0 | 1 |
     | 19 | arrival rate (EWMA) / estimated capacity | 0 | 3 |
     | 20 | late first tokens / first tokens in the window | 0 | 1 |
+    | 21 | log1p(waiting prompt tokens) / log1p(65536) | 0 | 2 |
+    | 22 | arrival rate (30 s average) / estimated capacity | 0 | 3 |
+    | 23 | arrival-rate trend: EWMA / 30 s average | 0 | 3 |
+    | 24 | running requests whose first token missed the TTFT SLO / max_num_seqs | 0 | 1 |
+    | 25 | requests waiting over half the TTFT SLO (not yet all) / max_num_seqs | 0 | 4 |
+    | 26 | requests waiting over the TTFT SLO / max_num_seqs | 0 | 4 |
 
     ## Rewards
-    Named terms (`info["reward_terms"]`), weighted by `reward_weights`: `goodput_ratio` (output
-    tokens per second in the window divided by the token rate the same batch would reach with
-    k = 0, predicted by the latency model — SmartSpec's goodput in ratio form; weight 1),
-    `tpot_violation` (mean over token gaps of max(0, gap − TPOT SLO)/SLO; weight 1) and
-    `ttft_violation` (mean over first tokens of max(0, TTFT − SLO)/SLO; weight 0.5).
+    The primary KPI is goodput (DistServe's definition): requests finished with TTFT ≤
+    `ttft_slo_s` and TPOT ≤ `tpot_slo_s`, per second of the scenario horizon
+    (`info["episode_kpis"]["goodput_requests_per_s"]`). Speculation changes both: it shortens
+    TPOT while verification is cheap and lengthens it (and delays prefills, whose tokens share
+    the iteration's budget with the drafts) once it is not. Each decision's reward is
+    `scale × (finished − finished late)` over the requests that finished during it, as two named
+    terms (`info["reward_terms"]`, weights in `reward_weights`, both 1): `finished` (`+scale` per
+    finished request) and `missed_slo` (`−scale` per finished request that missed the TTFT or
+    the TPOT SLO). `scale = 100 / (offered rate × horizon_s)`, so the return is exactly
+    `100 × goodput / offered rate`, the percentage of the offered requests served within both
+    SLOs, however many decisions the episode takes.
 
     ## Starting State
     An empty engine at t = 0 with k = the scenario's `spec_tokens` (default 0).
@@ -117,24 +132,21 @@ class SpecDecodeEnv(ServingControlEnv):
     ## Arguments
     | argument | default | meaning |
     |---|---|---|
-    | `scenario` | `"llama2-7b-68m-lowload-chat"` | a preset (`SPEC_PRESETS`), `"random"` or a scenario |
+    | `scenario` | `"llama2-7b-68m-tight-slo"` | a preset (`SPEC_PRESETS`), `"random"` or a scenario |
     | `decision_iterations` | 8 | engine iterations per decision (1–20) |
     | `reward_weights` | see Rewards | weights of the reward terms |
     | `render_mode` | None | `"ansi"` |
     | any `ServingScenario` field | preset's | e.g. `load=0.9`, `acceptance="code"`, `draft="ngram"` |
 
     ## Version History
-    - v0: initial version.
+    - v0: initial version; the reward became the goodput KPI (it was a per-decision token-rate
+      ratio, whose sum grew with the number of decisions), the observation gained entries
+      21-26, and the default scenario became `llama2-7b-68m-tight-slo` (issue 13).
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = SPEC_PRESETS
     KIND: ClassVar[str] = "SpecDecode"
-    DEFAULT_SCENARIO: ClassVar[str] = "llama2-7b-68m-lowload-chat"
-    REWARD_WEIGHTS: ClassVar[dict[str, float]] = {
-        "goodput_ratio": 1.0,
-        "tpot_violation": 1.0,
-        "ttft_violation": 0.5,
-    }
+    DEFAULT_SCENARIO: ClassVar[str] = "llama2-7b-68m-tight-slo"
     METRICS: ClassVar[tuple[Metric, ...]] = (
         *serving_metrics(
             "decoding",
@@ -149,9 +161,8 @@ class SpecDecodeEnv(ServingControlEnv):
             "p99_tbt_s",
             "first_tokens",
             "first_tokens_late",
-            "arrival_rate_ewma",
-            "capacity_rps",
-            "max_num_seqs",
+            "waiting_prompt_tokens",
+            *LOAD_METRICS,
             "tpot_slo_s",
         ),
         *(
@@ -208,22 +219,4 @@ class SpecDecodeEnv(ServingControlEnv):
         m["busy_s"] = w[S.busy_s]
         m["spec_tokens"] = float(self.engine.spec_tokens)
         m["mean_batch"] = w[S.batch_size_sum] / iterations if iterations else 0.0
-        m["k0_token_rate"] = self._k0_rate(m)
         return m
-
-    def _k0_rate(self, m: Mapping[str, float]) -> float:
-        """Output tokens/s the window's mean decode batch would reach without speculation."""
-        batch = max(round(m["decoding"]), 1)
-        context = max(m["mean_context"], 1.0)
-        t0 = self.engine.lm.iteration_time(IterationBatch(decode_seqs=batch, decode_context=batch * context))
-        return batch / t0
-
-    def _reward_terms(self, m: Mapping[str, float]) -> dict[str, float]:
-        window = max(m["window_s"], 1e-9)
-        rate = (m["decode_tokens"] + m["first_tokens"]) / window
-        steps = max(m["decode_steps"], 1.0)
-        return {
-            "goodput_ratio": rate / m["k0_token_rate"] if m["k0_token_rate"] > 0 else 0.0,
-            "tpot_violation": -m["tbt_excess"] / steps,
-            "ttft_violation": -m["ttft_excess"] / max(m["first_tokens"], 1.0),
-        }

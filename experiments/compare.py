@@ -61,8 +61,8 @@ def run_episode(
 
 
 def heuristic_names(env_id: str) -> list[str]:
-    """Every registered non-oracle heuristic of the env (``fixed-budget`` needs an argument)."""
-    return [n for n in baselines.list(env_id) if "oracle" not in n and n != "fixed-budget"]
+    """Every registered non-oracle heuristic of the env (``baselines.heuristics``)."""
+    return baselines.heuristics(env_id)
 
 
 def make_controller(name: str, env: gym.Env):

@@ -38,6 +38,12 @@ ACCEPTANCE_PRESETS: dict[str, AcceptancePreset] = {
     "summarization": AcceptancePreset(16.0, 4.0, "summarization higher than chat (chunk_spec.md C.6)"),
     "weak-draft": AcceptancePreset(8.0, 12.0, "70B/7B chat 35.6% of drafts accepted (llama.cpp#2926)"),
     "mtp": AcceptancePreset(16.6, 3.4, "GLM-4.7 MTP alpha ~0.82-0.85 (sglang#23336)"),
+    # One draft serving two domains (draft/target mismatch on one of them): weak-draft chat
+    # (0.36) and code (~0.9) requests. A broad Beta with the mix's mean stands for the mixture
+    # (an assumption: a + b = 2, sd 0.28).
+    "mixed-domains": AcceptancePreset(
+        1.2, 0.8, "chat 35.6% (llama.cpp#2926) and code 88-94% (llama.cpp#3006) on one draft, mean 0.6"
+    ),
 }
 
 

@@ -14,9 +14,104 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from .config import EngineConfig
-from .engine import FINISHED, RequestArrays, ServingEngine
+from .engine import FINISHED, REJECTED, RUNNING, WAITING, RequestArrays, ServingEngine
+
+
+# -- the SLO rule (DistServe): written once, used by the KPIs, the env rewards and the oracles ----
+@njit(cache=True)
+def meets_slos(arrival, first, finish, output, ttft_slo, tpot_slo) -> bool:  # pragma: no cover
+    """A finished request is good when TTFT <= TTFT SLO and TPOT <= TPOT SLO (TPOT = (finish -
+    first token) / (output - 1); a one-token request has TPOT 0)."""
+    tpot = (finish - first) / (output - 1) if output > 1 else 0.0
+    return first - arrival <= ttft_slo and tpot <= tpot_slo
+
+
+@njit(cache=True)
+def good_mask(ids, arrival, first, finish, output, ttft_slo, tpot_slo) -> np.ndarray:  # pragma: no cover
+    """``meets_slos`` for each of the finished requests ``ids``."""
+    out = np.zeros(len(ids), dtype=np.bool_)
+    for j in range(len(ids)):
+        r = ids[j]
+        out[j] = meets_slos(arrival[r], first[r], finish[r], output[r], ttft_slo, tpot_slo)
+    return out
+
+
+@njit(cache=True)
+def settle_finished(
+    status, arrival, first, finish, output, settled, start, ttft_slo, tpot_slo
+):  # pragma: no cover
+    """Count requests that finished since the last call: ``settled[r]`` marks those already
+    counted; requests before ``start`` are all settled (finished or rejected). Returns
+    ``(finished, good, new_start)``; one pass over the requests not yet settled."""
+    n = len(status)
+    finished = good = 0
+    for r in range(start, n):
+        if settled[r]:
+            continue
+        if status[r] == FINISHED:
+            settled[r] = 1
+            finished += 1
+            if meets_slos(arrival[r], first[r], finish[r], output[r], ttft_slo, tpot_slo):
+                good += 1
+        elif status[r] == REJECTED:
+            settled[r] = 1
+    while start < n and settled[start]:
+        start += 1
+    return finished, good, start
+
+
+@njit(cache=True)
+def still_possible(
+    status, arrival, first, finish, output, now, ttft_slo, tpot_slo
+) -> int:  # pragma: no cover
+    """Arrived requests (``status``, a prefix of the table) that are good or can still be: not
+    rejected, not finished outside the SLOs, no first token later than the TTFT SLO (or none
+    yet with a wait already past it), and a TPOT bound (now - first token) / (output - 1) still
+    within the TPOT SLO. An optimistic count of the requests that will end up good."""
+    count = 0
+    for r in range(len(status)):
+        st = status[r]
+        if st == REJECTED:
+            continue
+        if st == FINISHED:
+            if meets_slos(arrival[r], first[r], finish[r], output[r], ttft_slo, tpot_slo):
+                count += 1
+            continue
+        if np.isnan(first[r]):
+            if now - arrival[r] <= ttft_slo:
+                count += 1
+            continue
+        if first[r] - arrival[r] > ttft_slo:
+            continue
+        if output[r] > 1 and (now - first[r]) / (output[r] - 1) > tpot_slo:
+            continue
+        count += 1
+    return count
+
+
+@njit(cache=True)
+def inflight_slo_counts(status, arrival, first, now, ttft_slo, start):  # pragma: no cover
+    """What a live system knows about its in-flight requests' TTFT, from request ``start`` on
+    (those before are settled): ``(running with a first token later than the TTFT SLO,
+    waiting for longer than half the TTFT SLO but not the whole, waiting for longer than the
+    TTFT SLO)``. A preempted request waiting again counts by its first token, like a running one."""
+    running_late = at_risk = waiting_late = 0
+    for r in range(start, len(status)):
+        st = status[r]
+        if st == RUNNING or st == WAITING:
+            if not np.isnan(first[r]):
+                if first[r] - arrival[r] > ttft_slo:
+                    running_late += 1
+            elif st == WAITING:
+                waited = now - arrival[r]
+                if waited > ttft_slo:
+                    waiting_late += 1
+                elif waited > 0.5 * ttft_slo:
+                    at_risk += 1
+    return running_late, at_risk, waiting_late
 
 
 def _q(values: np.ndarray, q: float) -> float:
@@ -38,9 +133,7 @@ def summarize(engine: ServingEngine) -> dict[str, float]:
     tpot = (finish_t[multi] - first_t[multi]) / (output[multi] - 1)
     e2e = finish_t[fin] - arrival[fin]
     sched = np.where(np.isnan(req.scheduled_s[:arrived]), now, req.scheduled_s[:arrived]) - arrival[:arrived]
-    tpot_all = np.zeros(len(fin))
-    tpot_all[out > 1] = tpot
-    good = (first_t[fin] - arrival[fin] <= cfg.ttft_slo_s) & (tpot_all <= cfg.tpot_slo_s)
+    good = good_mask(fin, arrival, first_t, finish_t, output, cfg.ttft_slo_s, cfg.tpot_slo_s)
     tot = engine.totals()
     counts = engine.counts()
     return {

@@ -21,7 +21,7 @@ from .traces import (
     read_trace,
     read_vidur_trace_csv,
 )
-from .workload import Requests, Workload
+from .workload import Requests, ShiftingMix, Workload
 
 __all__ = [
     "LENGTH_PRESETS",
@@ -37,6 +37,7 @@ __all__ = [
     "Poisson",
     "Replay",
     "Requests",
+    "ShiftingMix",
     "Trace",
     "TraceStats",
     "Workload",

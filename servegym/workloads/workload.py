@@ -95,3 +95,48 @@ class Workload:
         times = self.arrivals.sample(rng, horizon_s, start_s)
         prompts, outputs = self.lengths.sample(rng, times.size)
         return Requests(times, prompts, outputs)
+
+
+@dataclass(frozen=True)
+class ShiftingMix:
+    """Arrivals whose lengths come from ``first`` or ``second``, the second's share of the
+    arrivals following ``share_steps`` (``(time_s, share)`` pairs in increasing time; the share
+    is 0 before the first step): e.g. a chat service that takes long documents at times.
+
+    Each arrival at time t draws "second" with probability share(t); its lengths are drawn from
+    that distribution. Sampling gives :class:`Requests`, like :meth:`Workload.sample`.
+    """
+
+    arrivals: ArrivalProcess
+    first: LengthDistribution
+    second: LengthDistribution
+    share_steps: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        steps = tuple((float(t), float(s)) for t, s in self.share_steps)
+        times = [t for t, _ in steps]
+        if not steps or times != sorted(times) or any(not 0.0 <= s <= 1.0 for _, s in steps):
+            raise ValueError(
+                f"ShiftingMix.share_steps must be (time_s, share in [0, 1]) pairs in increasing "
+                f"time, got {self.share_steps!r}"
+            )
+        object.__setattr__(self, "share_steps", steps)
+
+    @property
+    def mean_rate(self) -> float:
+        return self.arrivals.mean_rate
+
+    def share_at(self, t_s: np.ndarray) -> np.ndarray:
+        """The second distribution's share at times ``t_s``."""
+        times = np.array([t for t, _ in self.share_steps])
+        shares = np.array([0.0, *(s for _, s in self.share_steps)])
+        return shares[np.searchsorted(times, np.asarray(t_s, dtype=float), side="right")]
+
+    def sample(self, rng: np.random.Generator, horizon_s: float, start_s: float = 0.0) -> Requests:
+        times = self.arrivals.sample(rng, horizon_s, start_s)
+        second = rng.random(times.size) < self.share_at(times)
+        prompts = np.empty(times.size, dtype=np.int64)
+        outputs = np.empty(times.size, dtype=np.int64)
+        prompts[~second], outputs[~second] = self.first.sample(rng, int(np.count_nonzero(~second)))
+        prompts[second], outputs[second] = self.second.sample(rng, int(np.count_nonzero(second)))
+        return Requests(times, prompts, outputs)

@@ -31,7 +31,7 @@ def with_metadata(src: Path, dst: Path, **changes) -> Path:
 
 @pytest.fixture
 def chunk_policy_claiming_mec(trained, tmp_path: Path) -> Path:
-    """A ChunkedPrefill policy (14 inputs, 11 actions) whose metadata names MecOffload-v0."""
+    """A ChunkedPrefill policy (20 inputs, 11 actions) whose metadata names MecOffload-v0."""
     run = trained("servegym/ChunkedPrefill-v0", "ppo")
     return with_metadata(
         run.model_path, tmp_path / "ppo_chunk.zip", env_id="servegym/MecOffload-v0", env_kwargs={}
@@ -54,7 +54,7 @@ def test_a_policy_that_does_not_fit_its_env_is_refused_at_load(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert (
-        "ppo_chunk.zip: the policy takes observations of shape (14,) and has 11 actions, but "
+        "ppo_chunk.zip: the policy takes observations of shape (20,) and has 11 actions, but "
         "servegym/MecOffload-v0 has observations of shape (177,) and 12 actions" in err
     )
     assert "Traceback" not in err and not (tmp_path / "p.npz").exists()
@@ -68,7 +68,7 @@ def test_a_numpy_export_that_does_not_fit_is_refused(trained, tmp_path: Path) ->
     meta = json.loads(str(arrays["metadata"]))
     arrays["metadata"] = np.array(json.dumps({**meta, "env_id": "servegym/SpecDecode-v0", "env_kwargs": {}}))
     np.savez(tmp_path / "q.npz", **arrays)
-    with pytest.raises(ValueError, match=r"q\.npz: the policy takes observations of shape \(14,\).*\(21,\)"):
+    with pytest.raises(ValueError, match=r"q\.npz: the policy takes observations of shape \(20,\).*\(27,\)"):
         LearnedController.load(tmp_path / "q.npz")
     with pytest.raises(ValueError, match="trained on servegym/ChunkedPrefill-v0, not servegym/SpecDecode-v0"):
         LearnedController.load(tmp_path / "p.npz", env_id="servegym/SpecDecode-v0")

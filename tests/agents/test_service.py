@@ -114,7 +114,7 @@ MALFORMED_METRICS = [  # (metric overrides, the field the 422 must name)
 RAW_BODIES = [  # (body, content type, the status it must get)
     (b'{"metrics": {"ttft_slo_s": NaN}}', "application/json", 422),
     (b'{"metrics": {"ttft_slo_s": Infinity}}', "application/json", 422),
-    (b'{"obs": [NaN, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]}', "application/json", 422),
+    (b'{"obs": [NaN, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]}', "application/json", 422),
     (b"{not json", "application/json", 422),
     (b"", "application/json", 422),
     (b"[" * 50_000, "application/json", 400),  # nesting deeper than the JSON parser's recursion
@@ -124,15 +124,15 @@ RAW_BODIES = [  # (body, content type, the status it must get)
 ]
 MALFORMED_BODIES = [  # whole bodies
     {},
-    {"obs": [0.0] * 14, "metrics": {}},
+    {"obs": [0.0] * 20, "metrics": {}},
     {"obs": [0.0] * 3},
-    {"obs": ["a"] * 14},
+    {"obs": ["a"] * 20},
     {"metrics": [1, 2]},
     {"metrics": "all of them"},
     {"metrics": {}},
-    {"obs": [0.0] * 14, "action_mask": [True]},
-    {"obs": [0.0] * 14, "action_mask": ["maybe"] * 11},
-    {"obs": [0.0] * 14, "unknown": 1},
+    {"obs": [0.0] * 20, "action_mask": [True]},
+    {"obs": [0.0] * 20, "action_mask": ["maybe"] * 11},
+    {"obs": [0.0] * 20, "unknown": 1},
 ]
 
 

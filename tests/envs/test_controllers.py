@@ -33,9 +33,9 @@ SPEC_NAMES = {
     "batch-size-table",
     "smartspec",
     "sglang-ema",
-    "myopic-oracle",
+    "spec-lookahead-oracle",
 }
-ORACLES = ("best-static-oracle", "lookahead-oracle", "myopic-oracle")
+ORACLES = ("best-static-oracle", "lookahead-oracle", "spec-lookahead-oracle")
 # New serving controllers get tested too (MEC controllers are tested in tests/mec).
 ALL_NAMES = sorted(set(baselines.list(CHUNK_ID)) | set(baselines.list(SPEC_ID)) | CHUNK_NAMES | SPEC_NAMES)
 HEURISTICS = [name for name in ALL_NAMES if "oracle" not in name]
@@ -102,9 +102,10 @@ def test_make_unknown_name_lists_available():
         ("sarathi-static", {"theta": 1.5}, r"theta must be in \(0, 1\]"),
         ("sarathi-default", {"budget": 1024}, "controller 'sarathi-default': bad parameters"),
         ("lookahead-oracle", {}, "bad parameters"),
-        ("lookahead-oracle", {"env": None, "horizon": 0}, "horizon must be >= 1"),
+        ("lookahead-oracle", {"env": None, "replan_every": 0}, "need replan_every >= 1"),
+        ("spec-lookahead-oracle", {"env": None, "verify": -1}, "verify >= 0"),
         ("best-static-oracle", {}, "bad parameters"),
-        ("myopic-oracle", {}, "bad parameters"),
+        ("spec-lookahead-oracle", {}, "bad parameters"),
         ("smartspec", {"k": 3}, "bad parameters"),
     ],
 )
@@ -149,7 +150,7 @@ def test_heuristic_runs_an_episode_with_valid_actions(name):
 @pytest.mark.parametrize("name", ORACLES)
 def test_oracle_runs_without_disturbing_the_env(name):
     """Oracles simulate on copies: replaying their actions in a fresh env gives the same episode."""
-    horizon = 2.0 if name != "myopic-oracle" else 5.0
+    horizon = 2.0 if name != "spec-lookahead-oracle" else 5.0
     env = _env_for(name, horizon)
     controller = baselines.make(name, env=env)
     obs, info = env.reset(seed=3)

@@ -18,7 +18,7 @@ from servegym.envs.spec_decode import K_MAX, SpecDecodeEnv
 from ._helpers import CHUNK_ID, ENV_IDS, SPEC_ID, assert_same, assert_same_step, make_short
 
 ACTIONS = {CHUNK_ID: len(BUDGET_MENU), SPEC_ID: K_MAX + 1}
-OBS_DIM = {CHUNK_ID: 14, SPEC_ID: 21}
+OBS_DIM = {CHUNK_ID: 20, SPEC_ID: 27}
 INFO_KEYS = {"metrics", "reward_terms", "scenario", "action_mask"}
 
 

@@ -19,18 +19,18 @@ def test_simulate_env_with_controller_prints_kpis(capsys):
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert "servegym/ChunkedPrefill-v0 [llama3-8b-a100-chat-strict] SarathiStatic seed 0: return" in out
+    assert "servegym/ChunkedPrefill-v0 [llama3-8b-a100-code] SarathiStatic seed 0: return" in out
     for kpi in ("e2e_mean_s", "tbt_p99_s", "ttft_p99_s", "duration_s"):
         assert kpi in out
 
 
 def test_simulate_spec_env_with_oracle_and_scenario(capsys):
-    argv = ["simulate", "--env", "servegym/SpecDecode-v0", "--controller", "myopic-oracle"]
+    argv = ["simulate", "--env", "servegym/SpecDecode-v0", "--controller", "spec-lookahead-oracle"]
     argv += ["--scenario", "llama3-8b-1b-code", "--horizon", "5", "--episodes", "2", "--seed", "3"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "[llama3-8b-1b-code] MyopicOracle seed 3" in out
-    assert "MyopicOracle seed 4" in out
+    assert "[llama3-8b-1b-code] LookaheadOracle seed 3" in out
+    assert "LookaheadOracle seed 4" in out
 
 
 def test_simulate_unknown_controller_returns_2(capsys):

@@ -87,7 +87,7 @@ def test_module_qualified_id_from_fresh_interpreter():
         """
     )
     assert result.returncode == 0, result.stderr
-    assert "OK SpecDecodeEnv (21,) servegym/SpecDecode-v0 2.0" in result.stdout
+    assert "OK SpecDecodeEnv (27,) servegym/SpecDecode-v0 2.0" in result.stdout
 
 
 def test_other_project_registers_a_variant_with_the_class(scratch_ids):

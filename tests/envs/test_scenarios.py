@@ -103,3 +103,62 @@ def test_fuzz_random_actions_fast(env_id):
 def test_fuzz_random_actions_10k(env_id, seed):
     """2,500 steps x 2 seeds x 2 envs = 10,000 random-action steps over random scenarios."""
     assert _fuzz(env_id, seed=seed, steps=2500) >= 10
+
+
+# -- load patterns and the shifting prompt mix ----------------------------------------------------
+def test_every_preset_names_its_phenomenon():
+    from servegym.envs.scenarios import PRESET_PHENOMENA
+
+    assert set(PRESET_PHENOMENA) == set(CHUNK_PRESETS) | set(SPEC_PRESETS)
+    assert all(text for text in PRESET_PHENOMENA.values())
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(burst_factor=2.0, burst_s=10.0, calm_s=40.0),
+        dict(diurnal_amplitude=0.6, diurnal_period_s=100.0),
+        dict(rate_steps=((0.0, 0.5), (50.0, 2.0), (100.0, 1.0))),
+    ],
+)
+def test_load_patterns_keep_the_offered_mean_rate(fields):
+    sc = ServingScenario(load=0.7, horizon_s=200.0, **fields)
+    arrivals = sc.arrivals()
+    counts = [len(arrivals.sample(np.random.default_rng(s), sc.horizon_s)) for s in range(40)]
+    assert np.mean(counts) / sc.horizon_s == pytest.approx(sc.offered_rate(), rel=0.06)
+
+
+def test_rate_steps_shape_the_rate_over_time():
+    sc = ServingScenario(load=0.7, horizon_s=200.0, rate_steps=((0.0, 1.0), (100.0, 3.0)))
+    times = sc.arrivals().sample(np.random.default_rng(0), sc.horizon_s)
+    assert np.count_nonzero(times >= 100) > 2.3 * np.count_nonzero(times < 100)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (dict(burst_factor=2.0, diurnal_amplitude=0.5), "one load pattern at a time"),
+        (dict(burst_factor=2.0, arrival_cv=2.0), "arrival_cv must be 1.0"),
+        (dict(burst_factor=10.0, burst_s=15.0, calm_s=60.0), "burst_factor <="),
+        (dict(diurnal_amplitude=1.5), "diurnal_amplitude must be in"),
+        (dict(rate_steps=((10.0, 1.0), (0.0, 2.0))), "rate_steps must be"),
+        (dict(rate_steps=((0.0, 0.0),)), "positive rate somewhere"),
+        (dict(long_share_steps=((0.0, 1.5),)), "shares must be in"),
+        (dict(long_lengths="nope"), "nope"),
+    ],
+)
+def test_bad_load_patterns_name_the_field(fields, message):
+    with pytest.raises(ValueError, match=message):
+        ServingScenario(**fields)
+
+
+def test_doc_shift_mixes_long_prompts_in_its_phases_and_in_its_capacity():
+    steps = ((0.0, 0.0), (60.0, 0.5), (120.0, 0.0))
+    sc = ServingScenario(horizon_s=180.0, long_share_steps=steps)
+    requests = sc.workload().sample(np.random.default_rng(0), sc.horizon_s)
+    t, p = requests.arrival_s, requests.prompt_tokens
+    calm, shifted = p[(t < 60) | (t >= 120)], p[(t >= 60) & (t < 120)]
+    assert np.median(shifted) > 1.4 * np.median(calm)
+    plain = ServingScenario(horizon_s=180.0)
+    assert sc.mean_lengths()[0] > plain.mean_lengths()[0]
+    assert sc.capacity_rps() < plain.capacity_rps()

@@ -100,3 +100,30 @@ def test_unpaired_replay_resamples_lengths() -> None:
 def test_bad_arguments(make, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         make()
+
+
+# -- ShiftingMix ------------------------------------------------------------------------------------
+def test_shifting_mix_draws_the_second_distribution_by_its_share_schedule():
+    from servegym.workloads import Poisson, ShiftingMix, length_preset
+
+    mix = ShiftingMix(
+        Poisson(20.0), length_preset("azure-conv"), length_preset("arxiv-summarization"),
+        ((0.0, 0.0), (50.0, 1.0), (100.0, 0.25)),
+    )  # fmt: skip
+    a = mix.sample(np.random.default_rng(3), 150.0)
+    b = mix.sample(np.random.default_rng(3), 150.0)
+    np.testing.assert_array_equal(a.prompt_tokens, b.prompt_tokens)  # seeded
+    np.testing.assert_array_equal(mix.share_at(np.array([-1.0, 0.0, 49.9, 50.0, 120.0])), [0, 0, 0, 1, 0.25])
+    t, p = a.arrival_s, a.prompt_tokens
+    first, second, third = p[t < 50], p[(t >= 50) & (t < 100)], p[t >= 100]
+    assert np.median(second) > 2 * np.median(first)  # arXiv prompts (median 2730) vs chat (1020)
+    assert np.median(first) < np.median(third) < np.median(second)
+    assert mix.mean_rate == 20.0
+
+
+@pytest.mark.parametrize("steps", [(), ((5.0, 0.5), (1.0, 0.5)), ((0.0, 1.5),)])
+def test_shifting_mix_rejects_bad_schedules(steps):
+    from servegym.workloads import Poisson, ShiftingMix, length_preset
+
+    with pytest.raises(ValueError, match=r"ShiftingMix\.share_steps"):
+        ShiftingMix(Poisson(1.0), length_preset("azure-conv"), length_preset("azure-code"), steps)
