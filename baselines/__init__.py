@@ -1,9 +1,10 @@
 """servegym.baselines: the heuristic controllers servegym's agents are judged against.
 
 ``make(name, **params)`` builds one by name (case-insensitive); ``list()`` names them all with
-the env id each is for; ``heuristics(env_id)`` the non-oracle ones. Oracles need the env they
-control: ``make("lookahead-oracle", env=env)``; their names contain "oracle", and tables of the
-"best heuristic" leave them out.
+the env ids each is for (a name may serve several envs that report the metrics it reads, e.g.
+``kpa``); ``heuristics(env_id)`` the non-oracle ones. Oracles need the env they control:
+``make("lookahead-oracle", env=env)``; their names contain "oracle", and tables of the "best
+heuristic" leave them out.
 """
 
 from __future__ import annotations
@@ -38,13 +39,16 @@ from .mec import (
     RoundRobin,
 )
 from .rollout import LookaheadOracle
+from .serverless import FixedKeepAlive, HybridHistogram, KEDAHttp, KnativeDefault, ServerlessNextWindowOracle
 from .spec import BatchSizeTable, DisableByBatchSize, FixedK, SGLangEMA, SmartSpecGreedy
 
 CHUNK_ENV = "servegym/ChunkedPrefill-v0"
 AUTOSCALE_ENV = "servegym/Autoscale-v0"
 SPEC_ENV = "servegym/SpecDecode-v0"
+SERVERLESS_ENV = "servegym/ServerlessAutoscale-v0"
+BOTH_AUTOSCALE = (AUTOSCALE_ENV, SERVERLESS_ENV)
 
-_REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
+_REGISTRY: dict[str, tuple[str | tuple[str, ...], Callable[..., Controller], str]] = {
     "fixed-budget": (CHUNK_ENV, FixedBudget, "Fixed(b): a constant budget (default 512)"),
     **{
         f"{engine}-default": (
@@ -101,19 +105,24 @@ _REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
         lambda: Neurosurgeon("energy"),
         "Neurosurgeon: the split with the lowest predicted device energy",
     ),
-    "static-mean": (AUTOSCALE_ENV, lambda: StaticReplicas("mean"), "a fixed fleet for the mean traffic"),
-    "static-peak": (AUTOSCALE_ENV, lambda: StaticReplicas("peak"), "a fixed fleet for the peak traffic"),
+    "static-mean": (BOTH_AUTOSCALE, lambda: StaticReplicas("mean"), "a fixed fleet for the mean traffic"),
+    "static-peak": (BOTH_AUTOSCALE, lambda: StaticReplicas("peak"), "a fixed fleet for the peak traffic"),
     "hpa": (
-        AUTOSCALE_ENV,
+        BOTH_AUTOSCALE,
         HPA,
         "Kubernetes HPA on in-flight requests (tolerance 0.1, 300 s down-stabilisation)",
     ),
-    "kpa": (AUTOSCALE_ENV, KPA, "Knative KPA: 60 s stable / panic windows, 70% target, panic at 2x"),
+    "kpa": (
+        BOTH_AUTOSCALE,
+        KPA,
+        "Knative KPA: 60 s stable / panic windows, 70% target, panic at 2x (exact where the env "
+        "reports Knative's windows)",
+    ),
     "keda-queue": (AUTOSCALE_ENV, KEDAQueue, "KEDA on waiting requests (30 s polling, 300 s cooldown)"),
     "apa": (AUTOSCALE_ENV, APA, "AIBrix APA on KV-cache use (target 0.5, 2x up / half down, 300 s)"),
     "llumnix": (AUTOSCALE_ENV, Llumnix, "Llumnix freeness thresholds (up 10, down 60 decode steps)"),
     "capacity-planner": (
-        AUTOSCALE_ENV,
+        BOTH_AUTOSCALE,
         CapacityPlanner,
         "queueing-model sizing: recent rate / (0.9 x profiled capacity at the SLO) (llm-d-like)",
     ),
@@ -121,6 +130,36 @@ _REGISTRY: dict[str, tuple[str, Callable[..., Controller], str]] = {
         AUTOSCALE_ENV,
         NextWindowOracle,
         "knows the coming arrivals; sizes for them past the cold start (oracle)",
+    ),
+    "keep-alive-lambda": (
+        SERVERLESS_ENV,
+        lambda: FixedKeepAlive(10.0),
+        "fixed 10 min keep-alive, no pre-warm (AWS Lambda); action_mode='keep-alive'",
+    ),
+    "keep-alive-azure": (
+        SERVERLESS_ENV,
+        lambda: FixedKeepAlive(20.0),
+        "fixed 20 min keep-alive, no pre-warm (Azure Functions); action_mode='keep-alive'",
+    ),
+    "hybrid-histogram": (
+        SERVERLESS_ENV,
+        HybridHistogram,
+        "hybrid histogram keep-alive / pre-warm (ATC'20; dslab parameters); action_mode='keep-alive'",
+    ),
+    "knative-default": (
+        SERVERLESS_ENV,
+        KnativeDefault,
+        "Knative's default target (70% of containerConcurrency); action_mode='kpa-target'",
+    ),
+    "keda-http": (
+        SERVERLESS_ENV,
+        KEDAHttp,
+        "KEDA HTTP add-on on in-flight requests (30 s polling, 300 s cooldown, from zero)",
+    ),
+    "serverless-next-window-oracle": (
+        SERVERLESS_ENV,
+        ServerlessNextWindowOracle,
+        "knows the coming requests and cold starts; sizes ahead of them (oracle); action_mode='target'",
     ),
 }
 
@@ -157,15 +196,21 @@ def make(name: str, **params: Any) -> Controller:
         raise ValueError(f"controller {name!r}: bad parameters {params}: {err}") from None
 
 
+def env_ids(name: str) -> tuple[str, ...]:
+    """The env ids a registered controller serves."""
+    envs = _REGISTRY[_key(name)][0]
+    return envs if isinstance(envs, tuple) else (envs,)
+
+
 def list(env_id: str | None = None) -> builtins.list[str]:
     """Registered controller names (for one env id, or all)."""
-    return sorted(k for k, (env, _, _) in _REGISTRY.items() if env_id is None or env == env_id)
+    return sorted(k for k in _REGISTRY if env_id is None or env_id in env_ids(k))
 
 
 def describe(name: str) -> tuple[str, str]:
-    """(env id, one-line description) of a registered controller."""
-    env, _, text = _REGISTRY[_key(name)]
-    return env, text
+    """(env id, one-line description) of a registered controller; for a controller serving several
+    envs, the first of ``env_ids(name)``."""
+    return env_ids(name)[0], _REGISTRY[_key(name)][2]
 
 
 __all__ = [
@@ -180,10 +225,14 @@ __all__ = [
     "DisableByBatchSize",
     "FixedBudget",
     "FixedK",
+    "FixedKeepAlive",
     "GreedyDelay",
     "GreedyEnergy",
     "GreedyWeighted",
+    "HybridHistogram",
+    "KEDAHttp",
     "KEDAQueue",
+    "KnativeDefault",
     "LeastLoaded",
     "Llumnix",
     "LookaheadOracle",
@@ -195,10 +244,12 @@ __all__ = [
     "RoundRobin",
     "SGLangEMA",
     "SarathiStatic",
+    "ServerlessNextWindowOracle",
     "SlackFeedback",
     "SmartSpecGreedy",
     "StaticReplicas",
     "describe",
+    "env_ids",
     "heuristics",
     "list",
     "make",

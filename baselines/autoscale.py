@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from servegym.envs.autoscale import action_for_target
+from servegym.envs.cluster.kpa import BUCKET_S, TARGET_MIN, kpa_scale, new_state
 
 
 def _ready(m: Mapping[str, float]) -> int:
@@ -102,18 +103,20 @@ class HPA(_Autoscaler):
     def desired(self, m: Mapping[str, float], scenario: Any) -> int:
         ready, active = _ready(m), _active(m)
         if ready == 0:
-            return active
+            return max(active, 1)  # the HPA's minReplicas is at least 1: it never scales to zero
         target = self.target_fraction * m["replica_in_flight_at_capacity"]
         ratio = _in_flight(m) / ready / target
         recommendation = active if abs(1.0 - ratio) <= self.tolerance else math.ceil(ratio * ready)
         recommendation = min(recommendation, max(active + 4, 2 * active))  # scale-up policies, Max
-        return self._stabilised_down(m, recommendation, self.stabilization_s)
+        return max(self._stabilised_down(m, recommendation, self.stabilization_s), 1)
 
 
 class KPA(_Autoscaler):
     """Knative's KPA: concurrency averaged over a 60 s stable window and a panic window (one
     interval here), per-pod target 70% of the concurrency a replica takes at capacity; panic
-    when the panic window wants twice the ready pods, and no scaling down until 60 s calm."""
+    when the panic window wants twice the ready pods, and no scaling down until 60 s calm.
+    Where the platform reports Knative's window concurrency (ServerlessAutoscale-v0), it makes
+    Knative's exact decision on them instead (``envs.cluster.kpa.kpa_scale``)."""
 
     def __init__(
         self, target_percentage: float = 0.7, panic_threshold: float = 2.0, stable_window_s: float = 60.0
@@ -128,8 +131,11 @@ class KPA(_Autoscaler):
         self._concurrency: deque[float] = deque()
         self._panic_until = -1
         self._panic_pods = 0
+        self._knative_state: np.ndarray | None = None
 
     def desired(self, m: Mapping[str, float], scenario: Any) -> int:
+        if "stable_concurrency" in m and "panic_concurrency" in m:
+            return self._knative(m)
         ready = max(_ready(m), 1)
         target = max(0.01, self.target_percentage * m["replica_in_flight_at_capacity"])
         now = _in_flight(m)
@@ -147,6 +153,22 @@ class KPA(_Autoscaler):
             return self._panic_pods
         self._panic_pods = 0
         return dspc
+
+    def _knative(self, m: Mapping[str, float]) -> int:
+        """Knative's own decision (``kpa_scale``, the code the env runs in ``"kpa-target"`` mode) on
+        the 60 s / 6 s window concurrency the platform reports (Knative's
+        ``autoscaler_stable_request_concurrency`` and ``autoscaler_panic_request_concurrency``)."""
+        if self._knative_state is None:
+            self._knative_state = new_state(m["time_s"], _ready(m))
+        if m["time_s"] < BUCKET_S:  # no one-second bucket yet: Knative has no data to scale on
+            return _active(m)
+        target = max(TARGET_MIN, self.target_percentage * m["replica_in_flight_at_capacity"])
+        return int(
+            kpa_scale(
+                self._knative_state, m["time_s"], _ready(m), m["stable_concurrency"],
+                m["panic_concurrency"], target, round(m["min_replicas"]), round(m["max_replicas"]),
+            )
+        )  # fmt: skip
 
 
 class KEDAQueue(_Autoscaler):
@@ -169,9 +191,13 @@ class KEDAQueue(_Autoscaler):
         if self._last is not None and (self._t - 1) % self._decisions(m, self.polling_s):
             return self._last
         # an external metric with an AverageValue target: ceil(total / target), idle -> min replicas
-        recommendation = math.ceil(m["queue_requests"] / self.target_waiting)
+        recommendation = math.ceil(self._value(m) / self.target_waiting)
         self._last = self._stabilised_down(m, recommendation, self.cooldown_s)
         return self._last
+
+    def _value(self, m: Mapping[str, float]) -> float:
+        """The scaled metric (total over the replicas)."""
+        return m["queue_requests"]
 
 
 class APA(_Autoscaler):

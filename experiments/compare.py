@@ -75,12 +75,13 @@ def check_controllers(env_id: str, names: Sequence[str]) -> None:
     fitting = ", ".join(baselines.list(env_id))
     for name in names:
         try:
-            target = baselines.describe(name)[0]
+            targets = baselines.env_ids(name)
         except ValueError:
             raise ValueError(f"unknown controller {name!r}; controllers for {env_id}: {fitting}") from None
-        if target != env_id:
+        if env_id not in targets:
             raise ValueError(
-                f"{name!r} is a controller for {target}, not {env_id}; controllers for {env_id}: {fitting}"
+                f"{name!r} is a controller for {', '.join(targets)}, not {env_id}; "
+                f"controllers for {env_id}: {fitting}"
             )
 
 

@@ -396,7 +396,7 @@ def _registry_entry(entry: Any, where: Where, kind: str, env_id: str, fitting: l
     name = where.key(spec, "name").string(spec["name"])
     key = name.lower().replace("_", "-")
     try:
-        target = baselines.describe(key)[0]
+        targets = baselines.env_ids(key)
     except ValueError:
         import difflib
 
@@ -405,9 +405,9 @@ def _registry_entry(entry: Any, where: Where, kind: str, env_id: str, fitting: l
         raise where.error(
             f"unknown controller {name!r}; {hint}controllers for {env_id}: {', '.join(fitting)}"
         ) from None
-    if target != env_id:
+    if env_id not in targets:
         raise where.error(
-            f"{name!r} is a controller for {target}, not {env_id}; "
+            f"{name!r} is a controller for {', '.join(targets)}, not {env_id}; "
             f"controllers for {env_id}: {', '.join(fitting)}"
         )
     if _is_oracle(key) != (kind == "oracle"):

@@ -20,6 +20,8 @@ ENVS = {
     "servegym/DnnSplit-v0": ("servegym.envs.mec_offload:DnnSplitEnv", 100000),
     # an hour of 15 s decisions by default (the env truncates itself; the limit is a safety net)
     "servegym/Autoscale-v0": ("servegym.envs.autoscale:AutoscaleEnv", 100000),
+    # an hour of 2 s decisions by default (the env truncates itself; the limit is a safety net)
+    "servegym/ServerlessAutoscale-v0": ("servegym.envs.serverless:ServerlessAutoscaleEnv", 1000000),
 }
 
 

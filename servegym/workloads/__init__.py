@@ -10,8 +10,17 @@ tokens.
 """
 
 from ._checks import request_arrays
-from .arrivals import MMPP2, ArrivalProcess, Diurnal, GammaArrivals, PiecewiseRate, Poisson, Replay
-from .azure_functions import read_azure_functions_counts
+from .arrivals import (
+    MMPP2,
+    ArrivalProcess,
+    Diurnal,
+    GammaArrivals,
+    Periodic,
+    PiecewiseRate,
+    Poisson,
+    Replay,
+)
+from .azure_functions import read_azure_functions_counts, read_azure_functions_minute_counts
 from .lengths import LENGTH_PRESETS, EmpiricalLengths, LengthDistribution, LognormalLengths, length_preset
 from .traces import (
     LengthStats,
@@ -33,6 +42,7 @@ __all__ = [
     "LengthDistribution",
     "LengthStats",
     "LognormalLengths",
+    "Periodic",
     "PiecewiseRate",
     "Poisson",
     "Replay",
@@ -43,6 +53,7 @@ __all__ = [
     "Workload",
     "length_preset",
     "read_azure_functions_counts",
+    "read_azure_functions_minute_counts",
     "read_azure_llm_csv",
     "read_trace",
     "read_vidur_trace_csv",

@@ -25,6 +25,7 @@ from ._checks import (
     first_unsorted,
     float_array,
     in_range,
+    integer,
     nonnegative,
     positive,
     real,
@@ -339,6 +340,50 @@ class PiecewiseRate(ArrivalProcess):
         lo, hi = np.maximum(lo, start), np.minimum(hi, end)
         use = hi > lo
         return _poisson_on_intervals(rng, lo[use], hi[use] - lo[use], rates[use])
+
+
+@dataclass(frozen=True)
+class Periodic(ArrivalProcess):
+    """Timer-triggered arrivals: ``batch`` invocations each time a timer fires, every ``period_s``
+    seconds from ``phase_s``, each delayed by U(0, ``jitter_s``) (dispatch delay after the tick).
+
+    In the Azure Functions 2019 trace, 15.6% of functions are timer-triggered and 95% of those
+    fire at most once a minute (Shahrad et al., ATC'20). ``scaled(f)`` fires ``f`` times as often.
+    """
+
+    period_s: float
+    phase_s: float = 0.0
+    jitter_s: float = 0.0
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "period_s", positive("Periodic.period_s", self.period_s))
+        object.__setattr__(self, "phase_s", real("Periodic.phase_s", self.phase_s))
+        object.__setattr__(self, "jitter_s", nonnegative("Periodic.jitter_s", self.jitter_s))
+        object.__setattr__(self, "batch", integer("Periodic.batch", self.batch, 1))
+        if self.jitter_s >= self.period_s:
+            raise ValueError(
+                f"Periodic.jitter_s must be < period_s = {self.period_s:g}, got {self.jitter_s:g}"
+            )
+
+    @property
+    def mean_rate(self) -> float:
+        return self.batch / self.period_s
+
+    def _peak_rate(self) -> float:
+        return self.mean_rate
+
+    def scaled(self, factor: float) -> Periodic:
+        return Periodic(self.period_s / _factor(factor), self.phase_s, self.jitter_s, self.batch)
+
+    def _sample(self, rng: np.random.Generator, start: float, end: float) -> np.ndarray:
+        k0 = math.floor((start - self.jitter_s - self.phase_s) / self.period_s)
+        k1 = math.ceil((end - self.phase_s) / self.period_s)
+        sample_budget("Periodic", (k1 - k0 + 1) * self.batch)
+        fires = self.phase_s + self.period_s * np.arange(k0, k1 + 1, dtype=np.float64)
+        times = np.repeat(fires, self.batch) + rng.random(fires.size * self.batch) * self.jitter_s
+        times.sort()
+        return times
 
 
 @dataclass(frozen=True, eq=False)

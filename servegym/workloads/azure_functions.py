@@ -48,22 +48,17 @@ def _counts(name: str, line: int, header: list[str], fields: list[str], cols: np
     return counts
 
 
-def read_azure_functions_counts(
-    path: str | Path, rng: np.random.Generator, function: str | None = None
-) -> np.ndarray:
-    """Sorted arrival times (s from the start of the day) of all functions, or of one.
+def read_azure_functions_minute_counts(path: str | Path, function: str | None = None) -> np.ndarray:
+    """Invocations per minute (int64, minute 1 first) of all functions summed, or of one.
 
     ``function`` selects rows by ``HashFunction`` (several matching rows are summed); by default
-    every row is summed. Minute ``m`` covers ``[60 (m - 1), 60 m)``.
+    every row is summed.
     """
-    rng_check(rng)
-    total: np.ndarray | None = None
-    rows_read = 0
     with _csv.open_csv(path) as (name, header, rows):
         hf = _csv.find_columns(name, header, AZURE_FUNCTIONS_COLUMNS)[2]
         cols = _minute_columns(name, header)
         total = np.zeros(cols.size, dtype=np.int64)
-        matched = 0
+        rows_read = matched = 0
         for line, fields in rows:
             rows_read += 1
             if function is not None and _csv.field(name, line, fields, hf, "HashFunction") != function:
@@ -74,6 +69,19 @@ def read_azure_functions_counts(
         raise _csv.no_rows(name)
     if matched == 0:
         raise ValueError(f"{name}: function {function!r} not found in column HashFunction ({rows_read} rows)")
+    return total
+
+
+def read_azure_functions_counts(
+    path: str | Path, rng: np.random.Generator, function: str | None = None
+) -> np.ndarray:
+    """Sorted arrival times (s from the start of the day) of all functions, or of one.
+
+    ``function`` selects rows by ``HashFunction`` (several matching rows are summed); by default
+    every row is summed. Minute ``m`` covers ``[60 (m - 1), 60 m)``.
+    """
+    rng_check(rng)
+    total = read_azure_functions_minute_counts(path, function)
     n = int(total.sum())
     sample_budget("read_azure_functions_counts", n)
     starts = np.repeat(60.0 * np.arange(total.size), total)

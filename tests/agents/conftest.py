@@ -15,6 +15,7 @@ SHORT = {  # env kwargs that make episodes short, so tiny runs still finish epis
     "servegym/MecOffload-v0": {},
     "servegym/DnnSplit-v0": {},
     "servegym/Autoscale-v0": {"episode_s": 300.0},
+    "servegym/ServerlessAutoscale-v0": {"episode_s": 120.0},
 }
 TINY = {  # hyperparameters small enough for one or two quick updates
     "ppo": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
