@@ -27,9 +27,11 @@ from servegym.envs.serverless_scenarios import SERVERLESS_PRESETS
 ENV_ID = "servegym/ServerlessAutoscale-v0"
 
 
-def steps_per_s(steps: int, runs: int, fixed: int | None, **kwargs) -> tuple[float, float]:
-    """(median steps/s, mean containers billed) over ``runs`` runs."""
-    env = gym.make(ENV_ID, **kwargs)
+def steps_per_s(
+    steps: int, runs: int, fixed: int | None, env_id: str = ENV_ID, **kwargs
+) -> tuple[float, float]:
+    """(median steps/s, mean containers or replicas billed) over ``runs`` runs of ``env_id``."""
+    env = gym.make(env_id, **kwargs)
     rng = np.random.default_rng(0)
     rates, containers = [], []
     for r in range(runs):

@@ -13,7 +13,13 @@ from gymnasium import spaces
 from servegym.metric_spec import Metric
 from servegym.workloads import Requests
 
-from .autoscale_scenarios import AUTOSCALE_PRESETS, AutoscaleScenario, resolve_autoscale_scenario
+from .autoscale_scenarios import (
+    AUTOSCALE_PHENOMENA,
+    AUTOSCALE_PRESETS,
+    TRAINING_PRESETS,
+    AutoscaleScenario,
+    resolve_autoscale_scenario,
+)
 from .cluster import FIDELITIES, ROUTERS, ReplicaPool
 from .cluster.fast_pool import DRAINING, READY, STARTING
 from .serving_env import FloatDict
@@ -185,7 +191,8 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
     Truncated after `episode_s` (default 3,600 s: 240 decisions).
 
     ## Arguments
-    `scenario` (a preset of `AUTOSCALE_PRESETS` or an `AutoscaleScenario`), `fidelity`, `router`,
+    `scenario` (a preset of `AUTOSCALE_PRESETS`, an `AutoscaleScenario`, or `"random"`: each
+    episode one of `TRAINING_PRESETS`, drawn by the reset seed), `fidelity`, `router`,
     `action_mode`, `max_step`, `preference`, and any `AutoscaleScenario` field (`mean_load`,
     `arrivals`, `max_replicas`, `cold_start_tier`, `trace_path`, ...).
 
@@ -196,6 +203,12 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
     METRICS: ClassVar[tuple[Metric, ...]] = METRICS
     DEFAULT_SCENARIO: ClassVar[str] = "llama3-8b-a100-diurnal"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = AUTOSCALE_PRESETS
+    PRESET_PHENOMENA: ClassVar[dict[str, str]] = AUTOSCALE_PHENOMENA
+    PRIMARY_KPI: ClassVar[str] = "weighted_cost"
+    """The episode's preference-weighted cost of replicas and SLO misses (lower is better): minus
+    the return, ``w * cost_term + (1 - w) * slo_term`` summed over the decisions."""
+    PRIMARY_KPI_GOAL: ClassVar[str] = "min"
 
     def __init__(
         self,
@@ -208,7 +221,14 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         render_mode: str | None = None,
         **overrides: Any,
     ) -> None:
-        self.scenario = resolve_autoscale_scenario(scenario or self.DEFAULT_SCENARIO, overrides)
+        if scenario == "random":  # workload randomisation over the training presets
+            self._mix = tuple(resolve_autoscale_scenario(p, overrides) for p in TRAINING_PRESETS)
+            shared = [(m.replica, m.max_replicas, m.warm_pool) for m in self._mix]
+            if any(item != shared[0] for item in shared):
+                raise ValueError("scenario='random': the training presets must share replicas and bounds")
+        else:
+            self._mix = (resolve_autoscale_scenario(scenario or self.DEFAULT_SCENARIO, overrides),)
+        self.scenario = self._mix[0]
         self.scenario_name = (
             scenario if isinstance(scenario, str) else "custom" if scenario else self.DEFAULT_SCENARIO
         )
@@ -232,12 +252,18 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         n = 2 * max_step + 1 if action_mode == "delta" else sc.max_replicas + 1
         self.action_space = spaces.Discrete(n)
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
+        self._use_scenario(sc)
+        self._started = False
+
+    def _use_scenario(self, sc: AutoscaleScenario) -> None:
+        """The episode's scenario (one of the mix under ``scenario="random"``), and what derives
+        from it."""
+        self.scenario = sc
         self._ref_requests = sc.mean_rate * sc.decision_interval_s
         curves = sc.curves
         self._in_flight_at_capacity = float(
             np.interp(sc.capacity_rps, curves.throughput_rps, curves.in_system)
         )
-        self._started = False
 
     # -- helpers ------------------------------------------------------------------------------------
     def get_action_meanings(self) -> list[str]:
@@ -276,7 +302,10 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
     # -- gymnasium API --------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        rng, sc = self.np_random, self.scenario
+        rng = self.np_random
+        if len(self._mix) > 1:
+            self._use_scenario(self._mix[int(rng.integers(len(self._mix)))])
+        sc = self.scenario
         w = float(rng.uniform()) if self._preference_setting == "random" else float(self._preference_setting)
         self.preference = w
         requests = self._requests(rng)
@@ -286,6 +315,7 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         self.pool.reset(requests, np.random.default_rng(rng.integers(2**63)), initial)
         self._recent: list[float] = []
         self._cold_starts_seen = 0
+        self._term_sums = {"cost": 0.0, "slo": 0.0}
         self.last_metrics = self._metrics(dict.fromkeys(WINDOW_KEYS, 0.0))
         self._started = True
         return encode_autoscale_observation(self.last_metrics), self._info({})
@@ -317,6 +347,8 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         }
         weights = {"cost": self.preference, "slo": 1.0 - self.preference}
         reward = float(weights["cost"] * terms["cost"] + weights["slo"] * terms["slo"])
+        for name, value in terms.items():
+            self._term_sums[name] += value
         truncated = self.pool.now >= sc.episode_s - 1e-9
         info = self._info(terms)
         if truncated:
@@ -338,6 +370,9 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
     def episode_kpis(self) -> dict[str, float]:
         kpis = self.pool.episode_kpis()
         kpis["cost_usd_per_hour"] = kpis["cost_usd"] / max(self.pool.now / 3600.0, 1e-9)
+        w, sums = self.preference, self._term_sums
+        kpis["cost_term"], kpis["slo_term"] = -sums["cost"], -sums["slo"]
+        kpis[self.PRIMARY_KPI] = w * kpis["cost_term"] + (1.0 - w) * kpis["slo_term"]
         return kpis
 
     # -- metrics ---------------------------------------------------------------------------------------

@@ -235,6 +235,15 @@ AUTOSCALE_PRESETS: dict[str, dict[str, Any]] = {
 }
 """Named scenarios; each exercises a phenomenon: a daily cycle, MMPP burstiness, on/off bursts,
 a flash crowd, a slow cold start, other hardware."""
+AUTOSCALE_PHENOMENA: dict[str, str] = {
+    "llama3-8b-a100-diurnal": "a daily cycle (±60% of the mean) compressed into the episode",
+    "llama3-8b-a100-mmpp": "MMPP burstiness fitted to the Azure LLM conversation trace",
+    "llama3-8b-a100-bursty": "on/off bursts of the Azure LLM code trace, long code prompts",
+    "llama3-8b-a100-flash-crowd": "a flash crowd: 4x the base rate for 5 minutes",
+    "llama2-70b-a100x4-diurnal": "a slow cold start (140 GB of weights from SSD) under a daily cycle",
+    "qwen2.5-7b-h100-mmpp": "other hardware (H100) and fast weight loading (S3 streamer), MMPP load",
+}
+"""The phenomenon each preset exercises (headroom tables)."""
 TRAINING_PRESETS = ("llama3-8b-a100-diurnal", "llama3-8b-a100-mmpp", "llama3-8b-a100-flash-crowd")
 HELD_OUT_PRESETS = ("llama3-8b-a100-bursty", "llama2-70b-a100x4-diurnal", "qwen2.5-7b-h100-mmpp")
 

@@ -6,9 +6,11 @@ rank correlation between the return and the KPI over every controller.
 
 For each preset, every heuristic (``baselines.heuristics``) and every oracle of the env runs on
 the same seeds. The best heuristic is the one with the highest mean KPI; the headroom is the
-oracle's mean KPI over it, in percent, with a 95% bootstrap CI of the per-seed paired ratio.
+oracle's mean KPI over it, in percent, with a 95% bootstrap CI of the per-seed paired ratio (for
+a KPI to minimise, ``PRIMARY_KPI_GOAL = "min"``: the lowest mean is best and the headroom is the
+oracle's reduction, 1 - oracle / best heuristic).
 Spearman's rho is taken between the controllers' mean returns and mean KPIs (and over all
-episodes); a reward that measures the KPI gives 1 (ties aside).
+episodes; minus the KPI where lower is better); a reward that measures the KPI gives 1 (ties aside).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class PresetHeadroom:
     preset: str
     phenomenon: str
     kpi: str
+    goal: str  # "max" or "min"
     best_heuristic: str
     heuristic_kpi: float
     heuristic_ci: tuple[float, float]
@@ -96,6 +99,9 @@ def preset_headroom(
         raise ValueError(f"no oracle among the controllers {names}")
     probe = gym.make(env_id, scenario=preset, **env_kwargs)
     kpi = probe.unwrapped.PRIMARY_KPI
+    goal = getattr(probe.unwrapped, "PRIMARY_KPI_GOAL", "max")
+    phenomena = getattr(probe.unwrapped, "PRESET_PHENOMENA", PRESET_PHENOMENA)
+    sign = 1.0 if goal == "max" else -1.0
     oracle_name = make_controller(oracle, probe).name
     start = time.process_time()
     results: list[EpisodeResult] = compare_controllers(env_id, names, seeds, scenario=preset, **env_kwargs)
@@ -106,22 +112,26 @@ def preset_headroom(
         kpis[name] = np.array([r.kpis[kpi] for r in results if r.controller == name])
         rets[name] = np.array([r.kpis["return"] for r in results if r.controller == name])
     heuristics = [n for n in kpis if not is_oracle(n)]
-    best = max(heuristics, key=lambda n: kpis[n].mean())
-    ratio = kpis[oracle_name] / np.maximum(kpis[best], 1e-12) - 1.0
+    best = max(heuristics, key=lambda n: sign * kpis[n].mean())
+    ratio = sign * (kpis[oracle_name] / np.maximum(kpis[best], 1e-12) - 1.0)
     return PresetHeadroom(
         preset=preset,
-        phenomenon=PRESET_PHENOMENA.get(preset, ""),
+        phenomenon=phenomena.get(preset, ""),
         kpi=kpi,
+        goal=goal,
         best_heuristic=best,
         heuristic_kpi=float(kpis[best].mean()),
         heuristic_ci=_ci(kpis[best]),
         oracle=oracle_name,
         oracle_kpi=float(kpis[oracle_name].mean()),
         oracle_ci=_ci(kpis[oracle_name]),
-        headroom_pct=100.0 * (kpis[oracle_name].mean() / max(kpis[best].mean(), 1e-12) - 1.0),
+        headroom_pct=100.0 * sign * (kpis[oracle_name].mean() / max(kpis[best].mean(), 1e-12) - 1.0),
         headroom_ci=tuple(100.0 * v for v in _ci(ratio)),
-        spearman_means=_spearman([rets[n].mean() for n in kpis], [kpis[n].mean() for n in kpis]),
-        spearman_episodes=_spearman([r.kpis["return"] for r in results], [r.kpis[kpi] for r in results]),
+        # against the KPI's goodness (minus a KPI to minimise): 1 = a better return is a better KPI
+        spearman_means=_spearman([rets[n].mean() for n in kpis], [sign * kpis[n].mean() for n in kpis]),
+        spearman_episodes=_spearman(
+            [r.kpis["return"] for r in results], [sign * r.kpis[kpi] for r in results]
+        ),
         seeds=list(seeds),
         means={n: float(v.mean()) for n, v in kpis.items()},
         returns={n: float(v.mean()) for n, v in rets.items()},
@@ -139,13 +149,19 @@ def markdown(env_id: str, rows: Sequence[PresetHeadroom], command: str) -> str:
     """The headroom table, then the rank correlations, as Markdown."""
     seeds = rows[0].seeds if rows else []
     kpi = rows[0].kpi if rows else ""
+    lowest = bool(rows) and rows[0].goal == "min"
+    best, headroom = (
+        ("lowest", "1 - oracle / best heuristic (the oracle's reduction)")
+        if lowest
+        else ("highest", "oracle / best heuristic - 1")
+    )
     lines = [
         f"# Headroom on {env_id}",
         "",
         f"`{command}`",
         "",
-        f"KPI: `{kpi}` (mean over seeds {seeds}, 95% bootstrap CI in brackets). Best heuristic: the "
-        "non-oracle controller with the highest mean KPI. Headroom: oracle / best heuristic - 1, with "
+        f"KPI: `{kpi}` (mean over seeds {seeds}, 95% bootstrap CI in brackets; {best} is best). Best "
+        f"heuristic: the non-oracle controller with the {best} mean KPI. Headroom: {headroom}, with "
         "the CI of the per-seed paired ratio; it is within noise when that CI contains 0.",
         "",
         "| preset | phenomenon | best heuristic | its KPI | oracle | its KPI | headroom % |",
@@ -176,7 +192,7 @@ def markdown(env_id: str, rows: Sequence[PresetHeadroom], command: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", required=True, help="a serving env id")
+    parser.add_argument("--env", required=True, help="an env id whose class names PRIMARY_KPI and PRESETS")
     parser.add_argument("--presets", nargs="+", help="default: every preset of the env")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
     parser.add_argument("--horizon", type=float, help="override the presets' horizon_s")

@@ -13,9 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from servegym.envs.cluster import ReplicaPool, ReplicaSpec, service_curves
+from servegym.envs.cluster import ReplicaSpec
+from servegym.envs.cluster.steady_state import STEADY_KPIS as KPIS
+from servegym.envs.cluster.steady_state import steady_state_kpis
 from servegym.envs.serving import EngineConfig
-from servegym.workloads import Poisson, Workload, length_preset
+from servegym.workloads import length_preset
 
 CONV = length_preset("azure-conv")
 PAIRS = {
@@ -23,21 +25,6 @@ PAIRS = {
     "qwen2.5-7b-h100": ReplicaSpec(EngineConfig(model="Qwen2.5-7B", device="h100-sxm"), CONV),
 }
 LOADS = (0.2, 0.4, 0.6, 0.8, 1.0)
-KPIS = ("throughput", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s")
-
-
-def _steady_state(spec: ReplicaSpec, load: float, fidelity: str) -> np.ndarray:
-    rate = load * service_curves(spec).capacity_rps
-    runs = []
-    for seed in range(3):
-        requests = Workload(Poisson(rate), spec.lengths).sample(np.random.default_rng(100 + seed), 1800.0)
-        pool = ReplicaPool(spec, 1, fidelity=fidelity)
-        pool.reset(requests, np.random.default_rng(seed), initial_replicas=1)
-        for k in range(120):
-            pool.advance(15.0 * (k + 1))
-        kpis = pool.episode_kpis()
-        runs.append([kpis["completed"] / kpis["duration_s"], *(kpis[k] for k in KPIS[1:])])
-    return np.mean(runs, axis=0)
 
 
 @pytest.mark.slow
@@ -45,7 +32,7 @@ def _steady_state(spec: ReplicaSpec, load: float, fidelity: str) -> np.ndarray:
 @pytest.mark.parametrize("pair", sorted(PAIRS))
 def test_fast_model_agrees_with_the_engine_at_steady_load(pair, load):
     spec = PAIRS[pair]
-    fast, engine = _steady_state(spec, load, "fast"), _steady_state(spec, load, "engine")
+    fast, engine = steady_state_kpis(spec, load, "fast"), steady_state_kpis(spec, load, "engine")
     error = dict(zip(KPIS, np.abs(fast - engine) / engine, strict=True))
     limits = {"throughput": 0.10, "ttft_p50_s": 0.10, "ttft_p99_s": 0.20, "tpot_p50_s": 0.10}
     limits["tpot_p99_s"] = 0.20

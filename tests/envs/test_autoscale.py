@@ -81,6 +81,37 @@ def test_reward_is_the_preference_weighted_vector():
     assert -1.0 <= cost < 0.0 and slo <= 0.0
 
 
+def test_the_primary_kpi_is_minus_the_return_and_its_terms_add_up():
+    env = AutoscaleEnv("llama3-8b-a100-flash-crowd", preference=0.4, episode_s=600)
+    env.reset(seed=5)
+    rng, total, sums, done = np.random.default_rng(0), 0.0, np.zeros(2), False
+    while not done:
+        _, reward, _, done, info = env.step(int(rng.choice(np.flatnonzero(env.action_masks()))))
+        total += reward
+        sums += info["reward_vec"]
+    kpis = info["episode_kpis"]
+    assert kpis[env.PRIMARY_KPI] == pytest.approx(-total, rel=1e-9)
+    assert (kpis["cost_term"], kpis["slo_term"]) == pytest.approx(tuple(-sums), rel=1e-9)
+    assert kpis["weighted_cost"] == pytest.approx(0.4 * kpis["cost_term"] + 0.6 * kpis["slo_term"])
+
+
+def test_a_random_scenario_draws_a_training_preset_per_episode():
+    from servegym.envs.autoscale_scenarios import TRAINING_PRESETS
+
+    env = AutoscaleEnv("random", episode_s=600)
+    arrivals = set()
+    for seed in range(8):
+        _, info = env.reset(seed=seed)
+        sc = info["scenario"]
+        assert any(sc == AutoscaleEnv(p, episode_s=600).scenario for p in TRAINING_PRESETS)
+        arrivals.add(sc.arrivals)
+        assert info["metrics"]["replica_capacity_rps"] == sc.capacity_rps
+    assert len(arrivals) >= 2
+    _, first = env.reset(seed=3)
+    _, again = env.reset(seed=3)
+    assert first["scenario"] == again["scenario"]
+
+
 def test_random_preference_is_drawn_per_episode_and_observed():
     env = AutoscaleEnv(preference="random", episode_s=300)
     seen = set()

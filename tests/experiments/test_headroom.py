@@ -65,3 +65,15 @@ def test_the_module_reports_bad_arguments_in_one_line():
     )
     assert result.returncode == 2
     assert result.stderr.startswith("error: unknown presets ['x']") and "Traceback" not in result.stderr
+
+
+def test_a_kpi_to_minimise_takes_the_lowest_heuristic_and_reports_the_reduction():
+    row = preset_headroom("servegym/Autoscale-v0", "llama3-8b-a100-flash-crowd", range(2), episode_s=600.0)
+    assert row.kpi == "weighted_cost" and row.goal == "min" and row.oracle == "NextWindowOracle"
+    heuristics = {n: v for n, v in row.means.items() if "oracle" not in n.lower()}
+    assert row.heuristic_kpi == min(heuristics.values())
+    assert row.oracle_kpi <= row.heuristic_kpi
+    assert row.headroom_pct == pytest.approx(100 * (1 - row.oracle_kpi / row.heuristic_kpi))
+    # the return is minus the KPI: a better return is a better KPI
+    assert row.spearman_means == pytest.approx(1.0) and row.spearman_episodes == pytest.approx(1.0)
+    assert "flash crowd" in row.phenomenon
