@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from servegym import baselines
 from servegym.agents.controller import LearnedController
 
-from .compare import BEST_OF_KEY, EpisodeResult, compare_controllers, format_table, heuristic_names
+from .compare import BEST_OF_KEY, EpisodeResult, compare_controllers, format_table, heuristic_names, is_oracle
 
 
 def evaluate_model(
@@ -22,9 +23,10 @@ def evaluate_model(
     seed: int = 1000,
     env_kwargs: dict[str, Any] | None = None,
     heuristics: Sequence[str] | None = None,
+    oracles: bool = False,
 ) -> tuple[list[EpisodeResult], str]:
-    """Episodes of the policy and of each heuristic on the same seeds; returns them and the best
-    heuristic's name (highest mean return)."""
+    """Episodes of the policy and of each heuristic (and, with ``oracles``, each of the env's
+    oracles) on the same seeds; returns them and the best heuristic's name (highest mean return)."""
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     controller = (
@@ -38,9 +40,34 @@ def evaluate_model(
         kwargs["scenario"] = scenario
     seeds = range(seed, seed + episodes)
     names = list(heuristics) if heuristics is not None else heuristic_names(env_id)
+    if oracles:
+        names += [n for n in baselines.list(env_id) if is_oracle(n)]
     results = compare_controllers(env_id, [controller, *names], seeds, **kwargs)
-    best = best_controller([r for r in results if r.controller != controller.name])
+    best = best_controller(
+        [r for r in results if r.controller != controller.name and not is_oracle(r.controller)]
+    )
     return results, best
+
+
+def headroom_captured(results: Sequence[EpisodeResult], policy: str, best: str) -> str | None:
+    """One line: the share of the oracle's headroom over the best heuristic that the policy
+    captures, on mean return (None without an oracle, or when the oracle has no headroom)."""
+    means = {
+        name: float(np.mean([r.kpis[BEST_OF_KEY] for r in results if r.controller == name]))
+        for name in dict.fromkeys(r.controller for r in results)
+    }
+    found = [n for n in means if is_oracle(n)]
+    if not found:
+        return None
+    oracle = max(found, key=means.get)
+    gap = means[oracle] - means[best]
+    if gap <= 1e-9 * max(abs(means[best]), 1.0):
+        return f"headroom: {oracle} is no better than {best} here ({means[oracle]:.4g} vs {means[best]:.4g})"
+    share = (means[policy] - means[best]) / gap
+    return (
+        f"headroom: {oracle} {means[oracle]:.4g}, {best} {means[best]:.4g}, the policy {means[policy]:.4g}: "
+        f"it captures {100 * share:.0f}% of the oracle's headroom over the best heuristic"
+    )
 
 
 def best_controller(results: Sequence[EpisodeResult]) -> str:

@@ -10,6 +10,12 @@ ALGO_NAMES = ("ppo", "a2c", "dqn", "qrdqn", "trpo", "maskable_ppo", "ppo_lstm", 
 """servegym.agents.algos.ALGOS' keys, spelled out so ``--help`` need not import torch (tested)."""
 QUICKSTART_ENV = "servegym/MecOffload-v0"
 QUICKSTART_TIMESTEPS = 200_000
+QUICKSTART_SETTINGS: dict[str, dict[str, object]] = {
+    "servegym/MecOffload-v0": {"algo": "ppo", "timesteps": 200_000},
+    "servegym/Autoscale-v0": {"algo": "maskable_ppo", "timesteps": 100_000},
+}
+"""Per env: the algorithm and budget the quickstart trains with when not given (others: PPO,
+QUICKSTART_TIMESTEPS)."""
 QUICKSTART_OUT = "runs/quickstart"
 
 
@@ -158,35 +164,44 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from servegym.agents.controller import LearnedController
     from servegym.agents.train import run_directory, train
-    from servegym.experiments.policy_eval import evaluate_model, format_comparison
+    from servegym.experiments.policy_eval import evaluate_model, format_comparison, headroom_captured
     from servegym.registration import check_env_id
 
     check_env_id(args.env)
-    for flag, value in (("--timesteps", args.timesteps), ("--episodes", args.episodes)):
+    settings = QUICKSTART_SETTINGS.get(args.env, {})
+    algo = args.algo or str(settings.get("algo", "ppo"))
+    timesteps = (
+        args.timesteps if args.timesteps is not None else int(settings.get("timesteps", QUICKSTART_TIMESTEPS))
+    )
+    for flag, value in (("--timesteps", timesteps), ("--episodes", args.episodes)):
         if value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
     out = run_directory(args.out, Path(QUICKSTART_OUT), resume=False)
-    print(f"training PPO on {args.env} for {args.timesteps:,} steps -> {out}")
+    print(f"training {algo} on {args.env} for {timesteps:,} steps -> {out}")
     result = train(
         args.env,
-        "ppo",
-        timesteps=args.timesteps,
+        algo,
+        timesteps=timesteps,
         seed=args.seed,
         out=out,
+        scenario=args.scenario,
         progress_bar=not args.no_progress,
         checkpoint_freq=0,
         log=_note,
     )
     model = result.best_model_path or result.model_path
     controller = LearnedController.load(model)
-    results, best = evaluate_model(controller, episodes=args.episodes, seed=1000)
+    results, best = evaluate_model(controller, episodes=args.episodes, seed=1000, oracles=not args.no_oracle)
     scenario = controller.metadata.env_kwargs.get("scenario", "default")
     title = (
-        f"{args.env}, scenario {scenario}: the trained policy and every heuristic, "
+        f"{args.env}, scenario {scenario}: the trained policy, every heuristic and the oracle, "
         f"{args.episodes} unseen seeds"
     )
     print()
     print(format_comparison(results, controller.name, best, everything=True, title=title))
+    captured = headroom_captured(results, controller.name, best)
+    if captured:
+        print(captured)
     print(f"\n{_trained_line(result)}; model {model}")
     print(f"TensorBoard logs: tensorboard --logdir {result.tensorboard_dir}")
     return 0
@@ -305,7 +320,14 @@ def add_agent_commands(sub) -> None:
         "quickstart", help="train a small agent and compare it with the heuristics (a few minutes)"
     )
     qs.add_argument("--env", default=QUICKSTART_ENV)
-    qs.add_argument("--timesteps", type=int, default=QUICKSTART_TIMESTEPS)
+    qs.add_argument("--scenario", help="training and evaluation preset (default: the env's default)")
+    qs.add_argument("--algo", help=f"one of {algos} (default: the env's quickstart setting, else ppo)")
+    qs.add_argument(
+        "--timesteps",
+        type=int,
+        help=f"training steps (default: the env's quickstart setting, else {QUICKSTART_TIMESTEPS:,})",
+    )
+    qs.add_argument("--no-oracle", action="store_true", help="leave the oracle out of the comparison")
     qs.add_argument("--episodes", type=int, default=5, help="evaluation episodes (unseen seeds)")
     qs.add_argument("--seed", type=int, default=0)
     qs.add_argument(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from servegym.cli import main
@@ -81,4 +83,18 @@ def test_quickstart_trains_and_prints_the_comparison(tmp_path, capsys) -> None:
         and "★ best mean return" in printed
         and "verdict: best_model.zip (ppo) is" in printed
         and f"tensorboard --logdir {out / 'tb'}" in printed
+    )
+
+
+@pytest.mark.slow
+def test_quickstart_on_autoscale_shows_the_oracle_and_the_headroom_captured(tmp_path, capsys) -> None:
+    out = tmp_path / "qs"
+    argv = ["quickstart", "--env", "servegym/Autoscale-v0", "--timesteps", "1024", "--episodes", "2"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "training maskable_ppo on servegym/Autoscale-v0 for 1,024 steps" in printed
+    assert "NextWindowOracle" in printed and "(maskable_ppo)" in printed
+    assert "verdict: best_model.zip (maskable_ppo) is" in printed
+    assert re.search(
+        r"headroom: NextWindowOracle -?[\d.]+, .+ it captures -?\d+% of the oracle's headroom", printed
     )
