@@ -22,6 +22,7 @@ from .autoscale_scenarios import (
 )
 from .cluster import FIDELITIES, ROUTERS, ReplicaPool
 from .cluster.fast_pool import DRAINING, READY, STARTING
+from .cluster.reward import PRIMARY_KPI, CostSloReward
 from .serving_env import FloatDict
 
 ACTION_MODES = ("delta", "target")
@@ -205,9 +206,7 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
     DEFAULT_SCENARIO: ClassVar[str] = "llama3-8b-a100-diurnal"
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = AUTOSCALE_PRESETS
     PRESET_PHENOMENA: ClassVar[dict[str, str]] = AUTOSCALE_PHENOMENA
-    PRIMARY_KPI: ClassVar[str] = "weighted_cost"
-    """The episode's preference-weighted cost of replicas and SLO misses (lower is better): minus
-    the return, ``w * cost_term + (1 - w) * slo_term`` summed over the decisions."""
+    PRIMARY_KPI: ClassVar[str] = PRIMARY_KPI
     PRIMARY_KPI_GOAL: ClassVar[str] = "min"
 
     def __init__(
@@ -253,6 +252,7 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         self.action_space = spaces.Discrete(n)
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
         self._use_scenario(sc)
+        self.reward_rule = CostSloReward()
         self._started = False
 
     def _use_scenario(self, sc: AutoscaleScenario) -> None:
@@ -315,7 +315,7 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         self.pool.reset(requests, np.random.default_rng(rng.integers(2**63)), initial)
         self._recent: list[float] = []
         self._cold_starts_seen = 0
-        self._term_sums = {"cost": 0.0, "slo": 0.0}
+        self.reward_rule.reset(w)
         self.last_metrics = self._metrics(dict.fromkeys(WINDOW_KEYS, 0.0))
         self._started = True
         return encode_autoscale_observation(self.last_metrics), self._info({})
@@ -345,10 +345,7 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
             "cost": -window["replica_seconds"] / interval_capacity,
             "slo": -(window["slo_violations"] + COLD_START_PENALTY * cold) / self._ref_requests,
         }
-        weights = {"cost": self.preference, "slo": 1.0 - self.preference}
-        reward = float(weights["cost"] * terms["cost"] + weights["slo"] * terms["slo"])
-        for name, value in terms.items():
-            self._term_sums[name] += value
+        reward = self.reward_rule(terms)
         truncated = self.pool.now >= sc.episode_s - 1e-9
         info = self._info(terms)
         if truncated:
@@ -370,9 +367,7 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
     def episode_kpis(self) -> dict[str, float]:
         kpis = self.pool.episode_kpis()
         kpis["cost_usd_per_hour"] = kpis["cost_usd"] / max(self.pool.now / 3600.0, 1e-9)
-        w, sums = self.preference, self._term_sums
-        kpis["cost_term"], kpis["slo_term"] = -sums["cost"], -sums["slo"]
-        kpis[self.PRIMARY_KPI] = w * kpis["cost_term"] + (1.0 - w) * kpis["slo_term"]
+        kpis.update(self.reward_rule.kpis())
         return kpis
 
     # -- metrics ---------------------------------------------------------------------------------------
@@ -426,7 +421,7 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
             "metrics": FloatDict(self.last_metrics),
             "reward_terms": FloatDict(terms),
             "reward_vec": np.array([terms.get("cost", 0.0), terms.get("slo", 0.0)]),
-            "reward_weights": FloatDict({"cost": self.preference, "slo": 1.0 - self.preference}),
+            "reward_weights": FloatDict(self.reward_rule.weights),
             "scenario": self.scenario,
             "action_mode": self.action_mode,
             "action_mask": self.action_masks(),

@@ -15,6 +15,7 @@ from servegym.metric_spec import Metric
 from .cluster.fast_pool import DRAINING, READY, STARTING
 from .cluster.functions import Lognormal
 from .cluster.kpa import resolve_target
+from .cluster.reward import PRIMARY_KPI, CostSloReward
 from .cluster.serverless_pool import ServerlessPool
 from .serverless_scenarios import SERVERLESS_PRESETS, ServerlessScenario, resolve_serverless_scenario
 from .serving.windows import hist_quantile
@@ -250,6 +251,9 @@ class ServerlessAutoscaleEnv(gym.Env[np.ndarray, np.int64]):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
     METRICS: ClassVar[tuple[Metric, ...]] = METRICS
     DEFAULT_SCENARIO: ClassVar[str] = "diurnal"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = SERVERLESS_PRESETS
+    PRIMARY_KPI: ClassVar[str] = PRIMARY_KPI
+    PRIMARY_KPI_GOAL: ClassVar[str] = "min"
 
     def __init__(
         self,
@@ -306,6 +310,7 @@ class ServerlessAutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         # Knative's default with containerConcurrency set: a target of the whole concurrency
         at_cap = np.flatnonzero(np.array(capped) >= conc)
         self.default_knob = int(at_cap[0]) if len(at_cap) else len(capped) - 1
+        self.reward_rule = CostSloReward()
         self._started = False
 
     # -- actions -------------------------------------------------------------------------------------
@@ -359,6 +364,7 @@ class ServerlessAutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         rng, sc = self.np_random, self.scenario
         w = float(rng.uniform()) if self._preference_setting == "random" else float(self._preference_setting)
         self.preference = w
+        self.reward_rule.reset(w)
         arrivals = sc.sample_arrivals(rng, sc.episode_s + sc.decision_interval_s)
         work = sc.execution.sample(rng, len(arrivals))
         cold = _ColdStarts(sc.cold_start, np.random.default_rng(rng.integers(2**63)))
@@ -396,7 +402,7 @@ class ServerlessAutoscaleEnv(gym.Env[np.ndarray, np.int64]):
             "slo": -(window["slo_violations"] + sc.cold_start_penalty * window["cold_start_requests"])
             / self._ref_requests,
         }
-        reward = float(self.preference * terms["cost"] + (1.0 - self.preference) * terms["slo"])
+        reward = self.reward_rule(terms)
         truncated = self.pool.now >= sc.episode_s - 1e-9
         info = self._info(terms)
         if truncated:
@@ -431,6 +437,7 @@ class ServerlessAutoscaleEnv(gym.Env[np.ndarray, np.int64]):
             "scaling_actions": totals["scaling_actions"],
             "scale_ups": totals["scale_ups"],
             "scale_downs": totals["scale_downs"],
+            **self.reward_rule.kpis(),
         }
 
     # -- metrics ---------------------------------------------------------------------------------------
@@ -498,7 +505,7 @@ class ServerlessAutoscaleEnv(gym.Env[np.ndarray, np.int64]):
             "metrics": FloatDict(self.last_metrics),
             "reward_terms": FloatDict(terms),
             "reward_vec": np.array([terms.get("cost", 0.0), terms.get("slo", 0.0)]),
-            "reward_weights": FloatDict({"cost": self.preference, "slo": 1.0 - self.preference}),
+            "reward_weights": FloatDict(self.reward_rule.weights),
             "scenario": self.scenario,
             "action_mode": self.action_mode,
             "action_mask": self.action_masks(),
