@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from servegym.envs.autoscale import action_for_target
+from servegym.envs.autoscale import action_for_target, planner_replicas
 from servegym.envs.cluster.kpa import BUCKET_S, TARGET_MIN, kpa_scale, new_state
 
 
@@ -266,8 +266,7 @@ class CapacityPlanner(_Autoscaler):
         self.name = f"CapacityPlanner(headroom {headroom:g})"
 
     def desired(self, m: Mapping[str, float], scenario: Any) -> int:
-        rate = max(m["arrival_rate_rps"], m["arrival_rate_60s_rps"])
-        return math.ceil(rate / (self.headroom * m["replica_capacity_rps"]))
+        return planner_replicas(m, self.headroom)
 
 
 class NextWindowOracle(_Autoscaler):

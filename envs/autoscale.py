@@ -25,7 +25,9 @@ from .cluster.fast_pool import DRAINING, READY, STARTING
 from .cluster.reward import PRIMARY_KPI, CostSloReward
 from .serving_env import FloatDict
 
-ACTION_MODES = ("delta", "target")
+ACTION_MODES = ("delta", "target", "planner")
+PLANNER_HEADROOMS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1)
+"""``action_mode="planner"``: the capacity planner's utilisation target, per decision."""
 COLD_START_PENALTY = 1.0  # a cold start counts as this many SLO-violating requests (reward)
 DEFAULT_PREFERENCE = 0.1  # weight of cost against SLO violations (1 - w)
 
@@ -127,12 +129,23 @@ def encode_autoscale_observation(m: Mapping[str, float]) -> np.ndarray:
     return obs.clip(OBS_LOW, OBS_HIGH, out=obs)
 
 
+def planner_replicas(metrics: Mapping[str, float], headroom: float) -> int:
+    """The capacity planner's rule (llm-d-like): the replicas for the larger of the interval's and
+    the 60 s arrival rate at ``headroom`` x one replica's capacity at the SLOs."""
+    rate = max(metrics["arrival_rate_rps"], metrics["arrival_rate_60s_rps"])
+    return math.ceil(rate / (headroom * metrics["replica_capacity_rps"]))
+
+
 def action_for_target(info: Mapping[str, Any], target: float) -> int:
     """The valid action closest to asking for ``target`` replicas, from a step's info (what a
     heuristic that computes a replica count returns): in ``"delta"`` mode the change from the
-    replicas starting or ready, clipped to the largest step; in ``"target"`` mode the count."""
+    replicas starting or ready, clipped to the largest step; in ``"target"`` mode the count; in
+    ``"planner"`` mode the headroom whose planned count is closest (not always ``target``)."""
     mask = np.asarray(info["action_mask"])
     m = info["metrics"]
+    if info["action_mode"] == "planner":
+        planned = np.array([planner_replicas(m, h) for h in PLANNER_HEADROOMS])
+        return int(np.argmin(np.abs(planned - target)))
     if info["action_mode"] == "target":
         wanted = int(min(max(round(target), 0), len(mask) - 1))
     else:
@@ -160,7 +173,10 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
     ## Action Space
     `action_mode="delta"` (default): `Discrete(2k + 1)` with `k = max_step` (default 4): change the
     number of replicas by `action - k`. `action_mode="target"`: `Discrete(max_replicas + 1)`: the
-    number of replicas. The count is of replicas starting or ready. Requests outside
+    number of replicas. `action_mode="planner"`: `Discrete(7)`: the capacity planner's
+    utilisation target from `PLANNER_HEADROOMS` (0.5 ... 1.1 x a replica's capacity) for this
+    interval: the policy tunes a production rule's knob (as Schuler et al. tune Knative's).
+    The count is of replicas starting or ready. Requests outside
     `[min_replicas, max_replicas]` are clamped to the bounds (as the HPA does) and masked, so
     masking agents skip the redundant actions.
 
@@ -248,7 +264,9 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         self.pool = ReplicaPool(
             sc.replica, sc.max_replicas, fidelity=fidelity, router=router, warm_pool=sc.warm_pool
         )
-        n = 2 * max_step + 1 if action_mode == "delta" else sc.max_replicas + 1
+        n = {"delta": 2 * max_step + 1, "target": sc.max_replicas + 1, "planner": len(PLANNER_HEADROOMS)}[
+            action_mode
+        ]
         self.action_space = spaces.Discrete(n)
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
         self._use_scenario(sc)
@@ -270,21 +288,30 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         if self.action_mode == "delta":
             k = self.max_step
             return [f"{d:+d} replicas" for d in range(-k, k + 1)]
+        if self.action_mode == "planner":
+            return [f"capacity planner at {h:g} x capacity" for h in PLANNER_HEADROOMS]
         return [f"{n} replicas" for n in range(self.scenario.max_replicas + 1)]
 
-    def target_for(self, action: int, active: int | None = None) -> int:
+    def target_for(
+        self, action: int, active: int | None = None, metrics: Mapping[str, float] | None = None
+    ) -> int:
         """The number of replicas an action asks for, from ``active`` replicas (starting or ready;
-        default: the pool's), before the bounds."""
+        default: the pool's) or, in ``"planner"`` mode, the ``metrics`` (default: the last
+        interval's), before the bounds."""
         if self.action_mode == "target":
             return action
+        if self.action_mode == "planner":
+            return planner_replicas(
+                self.last_metrics if metrics is None else metrics, PLANNER_HEADROOMS[action]
+            )
         return (self.pool.active if active is None else active) + action - self.max_step
 
     def replicas_for(self, action: int, metrics: Mapping[str, float]) -> int:
-        """The replica count a deployed autoscaler applies for ``action``, given the fleet in the
-        metrics (ready and starting replicas), within the bounds."""
+        """The replica count a deployed autoscaler applies for ``action``, given the fleet and the
+        rates in the metrics, within the bounds."""
         sc = self.scenario
         active = round(metrics["ready_replicas"] + metrics["starting_replicas"])
-        return min(max(self.target_for(int(action), active), sc.min_replicas), sc.max_replicas)
+        return min(max(self.target_for(int(action), active, metrics), sc.min_replicas), sc.max_replicas)
 
     def action_for(self, target: int) -> int:
         """The valid action closest to asking for ``target`` replicas."""
@@ -293,6 +320,8 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
     def action_masks(self) -> np.ndarray:
         sc = self.scenario
         actions = np.arange(self.action_space.n)
+        if self.action_mode == "planner":  # every headroom is a valid request (clamped to the bounds)
+            return np.ones(len(actions), dtype=bool)
         targets = actions if self.action_mode == "target" else self.pool.active + actions - self.max_step
         return (targets >= sc.min_replicas) & (targets <= sc.max_replicas)
 
@@ -444,4 +473,5 @@ __all__ = [
     "AutoscaleScenario",
     "action_for_target",
     "encode_autoscale_observation",
+    "planner_replicas",
 ]

@@ -208,3 +208,27 @@ def test_oracle_is_an_upper_bound_on_every_heuristic(preset):
     diff = oracle - np.array(returns[best])
     half_width = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
     assert diff.mean() + half_width >= 0.0, (best, returns[best], oracle.tolist())
+
+
+def test_planner_mode_at_0_9_is_the_capacity_planner_exactly():
+    from servegym.envs.autoscale import PLANNER_HEADROOMS
+    from servegym.experiments.compare import run_episode
+
+    class Constant:
+        name = "constant"
+
+        def reset(self, seed=None):
+            pass
+
+        def act(self, obs, info):
+            assert info["action_mask"].all()
+            return PLANNER_HEADROOMS.index(0.9)
+
+    kwargs = dict(scenario="llama3-8b-a100-flash-crowd", episode_s=900)
+    planner = run_episode(AutoscaleEnv(action_mode="planner", **kwargs), Constant(), 7)
+    reference = run_episode(
+        AutoscaleEnv(action_mode="target", **kwargs), baselines.make("capacity-planner"), 7
+    )
+    assert planner == reference
+    env = AutoscaleEnv(action_mode="planner", **kwargs)
+    assert env.action_space.n == len(PLANNER_HEADROOMS) and "0.5 x capacity" in env.get_action_meanings()[0]
