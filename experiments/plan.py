@@ -121,18 +121,19 @@ def _cell(
     scenario = env.scenario(scenario_name)
     trace = Trace(dict(env.series), env.latency) if seed_index == 0 else None
     seeds = episode_seeds(suite, env, seed)
+    kwargs = {**scenario.kwargs, **controller.env_kwargs}
     identity = {
         "format": FORMAT,
         "servegym": __version__,
         "env_id": env.env_id,
-        "env_kwargs": scenario.kwargs,
+        "env_kwargs": kwargs,
         "controller": _controller_identity(controller, job),
         "seed": seed,
         "episode_seeds": seeds,
         "trace": asdict(trace) if trace else None,
     }
     return Cell(
-        env.env_id, scenario.name, scenario.role, controller, seed, scenario.kwargs, seeds, trace,
+        env.env_id, scenario.name, scenario.role, controller, seed, kwargs, seeds, trace,
         config_hash(identity), job,
     )  # fmt: skip
 
@@ -147,7 +148,7 @@ def _controller_identity(controller: ControllerSpec, job: TrainJob | None) -> di
 
 def _train_job(env: EnvSuite, controller: ControllerSpec, seed: int) -> TrainJob:
     scenario = env.scenario(controller.train_scenario)
-    kwargs = dict(scenario.kwargs)
+    kwargs = {**scenario.kwargs, **controller.env_kwargs}
     identity = {
         "format": FORMAT,
         "servegym": __version__,

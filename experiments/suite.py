@@ -44,6 +44,7 @@ ENV_KEYS = (
 LEARNED_KEYS = (
     "name",
     "algo",
+    "env_kwargs",
     "train_scenario",
     "timesteps",
     "n_envs",
@@ -89,6 +90,7 @@ class ControllerSpec:
     eval_episodes: int = 2
     checkpoint: str = "best"  # best | final
     model: str = ""  # a trained policy file: no training
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # a learned policy's own env arguments
     at: str = field(default="", compare=False)  # "file:line: key path", for errors found later
 
     @property
@@ -458,6 +460,7 @@ def _learned_entry(entry: Any, where: Where, train_names: list[str]) -> Controll
         eval_points=where.key(spec, "eval_points").integer(spec.get("eval_points", 10), low=1),
         eval_episodes=where.key(spec, "eval_episodes").integer(spec.get("eval_episodes", 2), low=1),
         checkpoint=checkpoint,
+        env_kwargs=_kwargs(spec.get("env_kwargs", {}), where.key(spec, "env_kwargs")),
         at=where.at,
     )
 
@@ -602,6 +605,10 @@ def _check_learned(c: ControllerSpec, env: EnvSuite, envs: dict[str, Any]) -> No
     from servegym.agents.hyperparams import check_algo_kwargs, load_hyperparams, parse_entry
 
     algo = resolve_algo(c.algo)
+    if c.env_kwargs:  # the policy's own env arguments (e.g. another action mode) on every scenario
+        import gymnasium as gym
+
+        envs = {s.name: gym.make(env.env_id, **{**s.kwargs, **c.env_kwargs}) for s in env.scenarios}
     trained_on = envs[c.train_scenario]
     check_action_space(algo, trained_on.action_space, env.env_id)
     for name, other in envs.items():  # the policy must act in every scenario it is evaluated on

@@ -211,3 +211,20 @@ def test_the_default_suites_cover_every_env_family() -> None:
         "servegym/MecOffload-v0",
         "servegym/DnnSplit-v0",
     } <= covered
+
+
+def test_a_learned_policy_has_its_own_env_arguments(write_suite) -> None:
+    text = tiny_suite_text(learned=True).replace("algo: ppo", "algo: ppo\n          env_kwargs: {load: 0.9}")
+    suite = load_suite(write_suite(text))
+    plan = make_plan(suite)
+    learned = [c for c in plan.cells if c.controller.kind == "learned"]
+    others = [c for c in plan.cells if c.controller.kind != "learned"]
+    assert learned and all(c.env_kwargs["load"] == 0.9 for c in learned)
+    assert all("load" not in c.env_kwargs for c in others)
+    assert all(job.env_kwargs["load"] == 0.9 for job in plan.jobs)
+
+
+def test_a_learned_policy_s_env_arguments_are_checked(write_suite) -> None:
+    text = tiny_suite_text(learned=True).replace("algo: ppo", "algo: ppo\n          env_kwargs: {lod: 0.9}")
+    with pytest.raises(SchemaError, match=r"controllers\.learned\[0\].*lod"):
+        load_suite(write_suite(text))
