@@ -11,7 +11,6 @@ approximated by one interval.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -21,6 +20,8 @@ import numpy as np
 
 from servegym.envs.autoscale import action_for_target, planner_replicas
 from servegym.envs.cluster.kpa import BUCKET_S, TARGET_MIN, kpa_scale, new_state
+
+from .rollout import best_by_rollout
 
 
 def _ready(m: Mapping[str, float]) -> int:
@@ -292,19 +293,7 @@ class NextWindowOracle(_Autoscaler):
         return super().act(obs, info)
 
     def _best_margin(self, info: Mapping[str, Any]) -> float:
-        best, best_return = self.MARGINS[0], -math.inf
-        for margin in self.MARGINS:
-            env = copy.deepcopy(self.env.unwrapped)
-            probe = NextWindowOracle(env, margin)
-            probe.reset()
-            total, done, step_info = 0.0, False, dict(info)
-            while not done:
-                _, reward, terminated, truncated, step_info = env.step(probe.act(None, step_info))
-                total += reward
-                done = terminated or truncated
-            if total > best_return:
-                best, best_return = margin, total
-        return best
+        return best_by_rollout(self.env, self.MARGINS, NextWindowOracle, info)
 
     def desired(self, m: Mapping[str, float], scenario: Any) -> int:
         env = self.env.unwrapped

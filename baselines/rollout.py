@@ -62,6 +62,38 @@ def _play(
     return actions, rewards, done
 
 
+def play_to_end(sim: Any, controller: Controller, obs: Any, info: Mapping[str, Any]) -> Plan:
+    """Step ``sim`` (an env, changed in place) with ``controller`` from ``obs``/``info`` to the end
+    of its episode."""
+    actions: list[int] = []
+    cumulative = [0.0]
+    done = False
+    while not done:
+        a = int(controller.act(obs, info))
+        obs, reward, terminated, truncated, info = sim.step(a)
+        actions.append(a)
+        cumulative.append(cumulative[-1] + reward)
+        done = terminated or truncated
+    return Plan(actions, cumulative)
+
+
+def best_by_rollout(
+    env: Any, candidates: Sequence[Any], make: Callable[[Any, Any], Controller], info: Mapping[str, Any]
+) -> Any:
+    """The candidate (e.g. an oracle's parameters) whose controller, built by ``make(copy,
+    candidate)`` on a copy of the env, earns the most from the current state to the episode's
+    end; the first on ties."""
+    best, best_total = candidates[0], -np.inf
+    for candidate in candidates:
+        sim = copy.deepcopy(env.unwrapped)
+        probe = make(sim, candidate)
+        probe.reset()
+        total = play_to_end(sim, probe, None, dict(info)).total
+        if total > best_total:
+            best, best_total = candidate, total
+    return best
+
+
 class LookaheadOracle:
     """Fortified roll-out with the exact simulator (see the module docstring).
 
@@ -130,17 +162,7 @@ class LookaheadOracle:
     @staticmethod
     def _episode(core: Any, controller: Controller, obs: np.ndarray, info: Mapping[str, Any]) -> Plan:
         """A controller's whole episode from the current state, on a copy."""
-        sim = copy.deepcopy(core)
-        actions: list[int] = []
-        cumulative = [0.0]
-        done = False
-        while not done:
-            a = int(controller.act(obs, info))
-            obs, reward, terminated, truncated, info = sim.step(a)
-            actions.append(a)
-            cumulative.append(cumulative[-1] + reward)
-            done = terminated or truncated
-        return Plan(actions, cumulative)
+        return play_to_end(copy.deepcopy(core), controller, obs, info)
 
     # -- improving it ----------------------------------------------------------------------------
     def _improve(self) -> None:

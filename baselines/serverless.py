@@ -8,7 +8,6 @@ serve this env too: it reports their metrics under the same names. References:
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from servegym.envs.cluster.serverless_sim import IDLE_BIN_S, IDLE_BINS, S_COLD_N
 from servegym.envs.serverless import action_for_keep_alive, action_for_knob
 
 from .autoscale import KEDAQueue, _active
+from .rollout import best_by_rollout
 
 
 def _require_mode(info: Mapping[str, Any], modes: tuple[str, ...], who: str) -> None:
@@ -227,19 +227,9 @@ class ServerlessNextWindowOracle:
         return self._plan_params
 
     def _best(self, info: Mapping[str, Any], plans: list[dict[str, Any]]) -> dict[str, Any]:
-        best, best_return = plans[0], -math.inf
-        for params in plans:
-            env = copy.deepcopy(self.env.unwrapped)
-            probe = ServerlessNextWindowOracle(env, **params)
-            probe.reset()
-            total, done, step_info = 0.0, False, dict(info)
-            while not done:
-                _, reward, terminated, truncated, step_info = env.step(probe.act(None, step_info))
-                total += reward
-                done = terminated or truncated
-            if total > best_return:
-                best, best_return = params, total
-        return best
+        return best_by_rollout(
+            self.env, plans, lambda env, params: ServerlessNextWindowOracle(env, **params), info
+        )
 
     def _in_flight(self) -> tuple[np.ndarray, np.ndarray]:
         """The ideal in-flight count: event times and the count after each."""
