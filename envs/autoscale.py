@@ -414,15 +414,16 @@ class AutoscaleEnv(gym.Env[np.ndarray, np.int64]):
         rate = w["arrivals"] / seconds if w.get("window_s") else self._rate_between(0.0, 60.0)
         keep = max(round(60.0 / sc.decision_interval_s), 1)  # intervals in the 60 s rate
         self._recent = ([*self._recent, rate] if w.get("window_s") else [])[-keep:]
-        long_rate = float(np.mean(self._recent)) if self._recent else rate
+        counts = pool.status_counts()
+        long_rate = sum(self._recent) / len(self._recent) if self._recent else rate
         completed = w["completed"]
         return {
             "time_s": pool.now,
             "arrival_rate_rps": rate,
             "arrival_rate_60s_rps": long_rate,
-            "ready_replicas": float(pool.count(READY)),
-            "starting_replicas": float(pool.count(STARTING)),
-            "draining_replicas": float(pool.count(DRAINING)),
+            "ready_replicas": float(counts[READY]),
+            "starting_replicas": float(counts[STARTING]),
+            "draining_replicas": float(counts[DRAINING]),
             "queue_requests": w["waiting"],
             "running_per_replica": w["running_per_replica"],
             "kv_utilization": min(w["kv_utilization"], 1.0),

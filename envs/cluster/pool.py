@@ -145,10 +145,15 @@ class ReplicaPool:
     @property
     def active(self) -> int:
         """Replicas starting or ready (the count a scaling decision sets)."""
-        return int(np.count_nonzero((self.status == STARTING) | (self.status == READY)))
+        counts = self.status_counts()
+        return counts[STARTING] + counts[READY]
 
     def count(self, status: int) -> int:
-        return int(np.count_nonzero(self.status == status))
+        return self.status_counts()[status]
+
+    def status_counts(self) -> list[int]:
+        """Replicas per status (indexed by EMPTY, STARTING, READY, DRAINING)."""
+        return np.bincount(self.status, minlength=4).tolist()
 
     def scale_to(self, target: int) -> int:
         """Start or remove replicas so ``target`` are starting or ready; returns the change."""
