@@ -15,8 +15,17 @@ from servegym.registration import check_env_id
 from .vec_env import has_batched_env, make_sb3_vec_env
 
 HELD_OUT_SCENARIOS: dict[str, tuple[str, ...]] = {
-    "servegym/ChunkedPrefill-v0": ("llama3-8b-a100-chat-relaxed", "qwen2.5-7b-h100-bursty"),
-    "servegym/SpecDecode-v0": ("llama2-7b-68m-highload-short", "llama3-8b-1b-code"),
+    # the held-out presets of experiments/suites/chunked-prefill.yaml and spec-decode.yaml
+    "servegym/ChunkedPrefill-v0": (
+        "llama2-70b-a100x4-code",
+        "llama3-8b-l4-overload",
+        "llama3-8b-a100-bursty",
+    ),
+    "servegym/SpecDecode-v0": (
+        "llama2-7b-68m-mixed-domains",
+        "llama2-7b-68m-drift-tight",
+        "llama2-7b-68m-diurnal",
+    ),
     "servegym/MecOffload-v0": ("multi-edge-busy", "far-cell"),
     "servegym/DnnSplit-v0": ("multi-edge-busy", "far-cell"),
     "servegym/Autoscale-v0": ("llama3-8b-a100-bursty", "qwen2.5-7b-h100-mmpp"),

@@ -619,9 +619,28 @@ def _check_learned(c: ControllerSpec, env: EnvSuite, envs: dict[str, Any]) -> No
                     f"trained on {c.train_scenario!r} (an {space} of {mine}), it cannot act in "
                     f"scenario {name!r} ({theirs}); evaluate it on scenarios with the same spaces"
                 )
-    load_hyperparams(algo, env.env_id)  # the shipped file has an entry (or a default)
+    trains_with = dict(load_hyperparams(algo, env.env_id).env_kwargs)  # the shipped entry (or default)
     if c.hyperparams:
-        check_algo_kwargs(algo, parse_entry(dict(c.hyperparams), "hyperparams").algo_kwargs, "hyperparams")
+        entry = parse_entry(dict(c.hyperparams), "hyperparams")
+        check_algo_kwargs(algo, entry.algo_kwargs, "hyperparams")
+        trains_with.update(entry.env_kwargs)
+    _check_training_kwargs(c, env, trains_with)
+
+
+def _check_training_kwargs(c: ControllerSpec, env: EnvSuite, trains_with: dict[str, Any]) -> None:
+    """The env arguments the hyperparameters train with (``env_kwargs``, e.g. a decision interval)
+    hold in every scenario the policy is scored on, else it would act in another env than it
+    learned: the suite must set them (``env_kwargs`` of the env block) to the same values."""
+    for s in env.scenarios:
+        kwargs = {**s.kwargs, **c.env_kwargs}  # the policy's own env arguments apply too
+        for key, value in trains_with.items():
+            if key == "scenario" or (key in kwargs and kwargs[key] == value):
+                continue
+            found = f"{kwargs[key]!r}" if key in kwargs else "the env's default"
+            raise ValueError(
+                f"{c.label!r} trains with {key}={value!r} (its hyperparameters' env_kwargs) but scenario "
+                f"{s.name!r} has {found}; set env_kwargs: {{{key}: {value!r}}} in the env block"
+            )
 
 
 def suite_summary(suite: Suite) -> str:

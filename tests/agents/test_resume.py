@@ -218,7 +218,7 @@ def test_tiny_runs_scale_their_checkpoints_and_evaluations(tmp_path: Path, capsy
     assert code == 0
     captured = capsys.readouterr()
     assert (
-        "whole rollouts of 1,024 steps (n_steps 256 x 4 envs), so this run stops at 1,024 steps, not 100"
+        "whole rollouts of 1,024 steps (n_steps 128 x 8 envs), so this run stops at 1,024 steps, not 100"
         in captured.err
     )
     assert "trained 1,024 steps in" in captured.out

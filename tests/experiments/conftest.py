@@ -41,7 +41,8 @@ LEARNED = """\
 
 def tiny_suite_text(learned: bool = False, episodes: int = 2) -> str:
     text = TINY_SUITE.replace("episodes: 2", f"episodes: {episodes}")
-    if learned:
+    if learned:  # the decision interval agents/hyperparams/ppo.yml trains ChunkedPrefill with
+        text = text.replace("{horizon_s: 4}", "{horizon_s: 4, control_interval_s: 1.0}")
         text = text.replace(
             "      heuristics: [sarathi-static, slack-feedback]\n",
             "      heuristics: [sarathi-static, slack-feedback]\n" + LEARNED,

@@ -124,6 +124,16 @@ LEARNED_MISTAKES = [
         "name: ppo\n          train_scenario: qwen2.5-7b-h100-bursty",
         r"'qwen2.5-7b-h100-bursty' is not a training scenario",
     ),
+    (  # ppo.yml trains ChunkedPrefill with control_interval_s=1.0: every scenario must use it
+        "{horizon_s: 4, control_interval_s: 1.0}",
+        "{horizon_s: 4}",
+        r"'ppo' trains with control_interval_s=1.0 .* 'llama3-8b-a100-chat-strict' has the env's default",
+    ),
+    (
+        "{n_steps: 64,",
+        "{env_kwargs: 'dict(control_interval_s=0.5)', n_steps: 64,",
+        r"trains with control_interval_s=0.5 .* has 1.0; set env_kwargs: \{control_interval_s: 0.5\}",
+    ),
 ]
 
 
