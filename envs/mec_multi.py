@@ -10,7 +10,13 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from .edge.system import MecBatch, MecConfig
-from .mec_offload import check_invalid_action_options, describe_action, observation_size, scenario_config
+from .mec_offload import (
+    check_invalid_action_options,
+    describe_action,
+    observation_size,
+    reward_terms,
+    scenario_config,
+)
 
 # Arrays that describe the one shared system (drawn once per episode) and its queues (moved by
 # every executed task); every row of the agents' batch holds the same values.
@@ -247,11 +253,12 @@ class MecOffloadParallelEnv(ParallelEnv):
                     "reward_terms": {"invalid_action": -self.invalid_action_penalty},
                 }
                 continue
-            d, e, d_term, e_term, cost, missed, _ = s.execute(i, a, self._rng)
+            result = s.execute(i, a, self._rng)
+            d, e, _, _, cost, missed, _ = result
             rewards[agent] = -cost
             infos[agent] = {
                 "reward_vec": np.array([-d, -e]),
-                "reward_terms": {"delay": d_term, "energy": e_term},
+                "reward_terms": reward_terms(result, cfg.miss_penalty),
                 "reward_weights": {"delay": w, "energy": 1.0 - w},
                 "deadline_missed": missed > 0,
                 "delay_s": d,

@@ -95,7 +95,11 @@ def encode_mec_observation(m: Mapping[str, Any], config: MecConfig) -> np.ndarra
         values[key] = value
     obs = np.empty((b, observation_size(config)), dtype=np.float32)
     rules.encode_rows(
-        **values, delay_ref_s=float(config.delay_ref_s), energy_ref_j=float(config.energy_ref_j), obs=obs
+        **values,
+        delay_ref_s=float(config.delay_ref_s),
+        energy_ref_j=float(config.energy_ref_j),
+        miss_penalty=float(config.miss_penalty),
+        obs=obs,
     )
     return obs
 
@@ -111,22 +115,39 @@ def server_view(obs: np.ndarray, max_edges: int) -> np.ndarray:
     return obs[..., SERVERS_AT:end].reshape(*obs.shape[:-1], -1, SERVER_FEATURES)
 
 
+PRIMARY_KPI = "cost_per_task"
+"""The MEC envs' primary KPI (lower is better): the mean over an episode's tasks of
+``w delay / T_ref + (1 - w) energy / E_ref + miss_penalty [missed deadline]`` (``rules.task_cost``)
+with the episode's preference w. The return is ``-episode_tasks x cost_per_task``."""
+
+
 def episode_kpis(
-    delays: np.ndarray, energies: np.ndarray, missed: np.ndarray, w: Any
+    delays: np.ndarray,
+    energies: np.ndarray,
+    missed: np.ndarray,
+    w: Any,
+    config: MecConfig | None = None,
 ) -> list[dict[str, float]]:
     """The KPIs of finished episodes (one row per episode, one column per task) from their tasks'
-    delays (s), energies (J) and deadline misses, and each episode's preference ``w``."""
+    delays (s), energies (J) and deadline misses, and each episode's preference ``w``; the primary
+    KPI ``cost_per_task`` with ``config``'s normalisers and miss penalty (default: the defaults)."""
+    config = config or MecConfig()
     d, e, m = (np.atleast_2d(np.asarray(x, dtype=float)) for x in (delays, energies, missed))
+    pref = np.broadcast_to(np.asarray(w, dtype=float), len(d))
+    cost = rules.scalarised_cost(d, e, pref[:, None], config.delay_ref_s, config.energy_ref_j)
+    cost = cost + config.miss_penalty * m
     columns = zip(
+        cost.mean(axis=1).tolist(),
         d.mean(axis=1).tolist(),
         np.quantile(d, 0.95, axis=1).tolist(),
         m.mean(axis=1).tolist(),
         e.mean(axis=1).tolist(),
-        np.broadcast_to(np.asarray(w, dtype=float), len(d)).tolist(),
+        pref.tolist(),
         strict=True,
     )
     return [
         {
+            PRIMARY_KPI: c,
             "tasks": float(d.shape[1]),
             "delay_mean_s": mean,
             "delay_p95_s": p95,
@@ -134,8 +155,19 @@ def episode_kpis(
             "energy_per_task_j": energy,
             "preference": pref,
         }
-        for mean, p95, miss, energy, pref in columns
+        for c, mean, p95, miss, energy, pref in columns
     ]
+
+
+def reward_terms(result: list[float], miss_penalty: float) -> dict[str, float]:
+    """The named terms of an executed task's reward (they add up to it): ``-w delay / T_ref``,
+    ``-(1 - w) energy / E_ref`` and ``-miss_penalty`` if the deadline was missed."""
+    missed = result[rules.R_MISSED] > 0
+    return {
+        "delay": result[rules.R_DELAY_TERM],
+        "energy": result[rules.R_ENERGY_TERM],
+        "deadline_miss": -miss_penalty if missed else 0.0,
+    }
 
 
 def check_invalid_action_options(invalid_action: str, penalty: float) -> float:
@@ -163,13 +195,45 @@ def make_config(overrides: dict[str, Any]) -> MecConfig:
     return replace(MecConfig(), **values)
 
 
+_CAMERAS: dict[str, Any] = {
+    "shared_uplink": True,
+    "user_devices": ("Raspberry-Pi-5",),
+    "dnns": ("ResNet-50", "YOLOv8n"),
+    "num_edges": 2,
+}
+"""Raspberry Pi cameras offloading vision DNNs (raw 224/640 px frames: 4.8 / 39 Mbit) through
+edge sites whose cell uplinks carry one upload at a time."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},  # GMORL-like randomisation: 1-10 edges, load 2-20 tasks/s, w ~ U(0, 1)
     "single-edge-light": {"num_edges": 1, "arrival_rate": 3.0},
     "multi-edge-busy": {"num_edges": 5, "arrival_rate": 15.0},
     "far-cell": {"edge_distance_m": (400.0, 1000.0), "num_edges": 3, "arrival_rate": 5.0},
     "llm-prompts": {"dnns": ("BERT-base", "Llama-3.2-1B-Prefill-128"), "num_edges": 4, "arrival_rate": 4.0},
+    "camera-fleet": {**_CAMERAS, "arrival_rate": 8.0},
+    "camera-fleet-busy": {**_CAMERAS, "num_edges": 3, "arrival_rate": 12.0},
+    "camera-fleet-far": {**_CAMERAS, "edge_distance_m": (200.0, 800.0), "arrival_rate": 6.0},
+    "camera-fleet-light": {**_CAMERAS, "arrival_rate": 3.0},
+    "camera-fleet-mixed": {
+        **_CAMERAS,
+        "user_devices": ("Raspberry-Pi-5", "Phone-SoC", "Jetson-AGX-Orin"),
+        "arrival_rate": 10.0,
+    },
 }
+
+PRESET_PHENOMENA: dict[str, str] = {
+    "default": "GMORL's randomisation: 1-10 uncongested edges, 2-20 tasks/s, w ~ U(0, 1)",
+    "single-edge-light": "one edge, light load",
+    "multi-edge-busy": "five edges at 15 tasks/s (edges far from saturation)",
+    "far-cell": "far cells (400-1000 m): slow, often failing uplinks",
+    "llm-prompts": "small BERT / 1B-LLM prompts: tiny uploads, heavy local compute",
+    "camera-fleet": "congested shared uplinks: Pi cameras send raw frames through 2 cells at 8 tasks/s",
+    "camera-fleet-busy": "congested shared uplinks, 3 cells at 12 tasks/s",
+    "camera-fleet-far": "congested shared uplinks, poor radio (cells 200-800 m away), 6 tasks/s",
+    "camera-fleet-light": "shared uplinks at light load (3 tasks/s)",
+    "camera-fleet-mixed": "shared uplinks, heterogeneous devices (Pi, phone, Jetson), 10 tasks/s",
+}
+"""The phenomenon each preset exercises (the headroom tables' second column)."""
 
 
 class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
@@ -225,6 +289,10 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 10}
     METRICS: ClassVar[tuple[Metric, ...]] = MEC_METRICS
+    PRIMARY_KPI: ClassVar[str] = PRIMARY_KPI
+    KPI_LOWER_IS_BETTER: ClassVar[bool] = True
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS
+    PRESET_PHENOMENA: ClassVar[dict[str, str]] = PRESET_PHENOMENA
 
     def __init__(
         self,
@@ -327,10 +395,10 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
 
     def _finish_step(self, w: float, result: list[float]):
         """Reward, observation and info after the task ran (``result``: ``rules.R_*`` columns)."""
-        delay, energy, delay_term, energy_term, cost, missed_flag, _ = result
+        delay, energy, _, _, cost, missed_flag, _ = result
         missed = missed_flag > 0
         done = self.system.tasks_done.item() >= self.config.episode_tasks
-        terms = {"delay": delay_term, "energy": energy_term}
+        terms = reward_terms(result, self.config.miss_penalty)
         reward = -cost
         obs, info = self._report()
         info.update(
@@ -342,7 +410,7 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
             energy_j=energy,
         )
         if done:  # the system logged the episode's tasks
-            info["episode_kpis"] = episode_kpis(*self.system.task_log[:, :1], w)[0]
+            info["episode_kpis"] = episode_kpis(*self.system.task_log[:, :1], w, self.config)[0]
         return obs, reward, False, done, info
 
     def render(self) -> str | None:
