@@ -290,7 +290,7 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 10}
     METRICS: ClassVar[tuple[Metric, ...]] = MEC_METRICS
     PRIMARY_KPI: ClassVar[str] = PRIMARY_KPI
-    KPI_LOWER_IS_BETTER: ClassVar[bool] = True
+    PRIMARY_KPI_GOAL: ClassVar[str] = "min"
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS
     PRESET_PHENOMENA: ClassVar[dict[str, str]] = PRESET_PHENOMENA
 
