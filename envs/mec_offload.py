@@ -246,8 +246,9 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     active power x time), in the cloud (uplink to the nearest cell, WAN delay and bandwidth,
     elastic compute), or at an edge server (uplink, FCFS queue, execution). Compute times come
     from servegym's latency model on the catalog hardware; the uplink uses Shannon's formula over
-    the 3GPP macro path loss with Rayleigh fading. The delay/energy weight w is drawn per episode
-    and observed, so one policy serves every preference (GMORL).
+    the 3GPP macro path loss with Rayleigh fading; with `shared_uplink` each edge site's cell
+    sends one upload at a time (TDMA, FCFS with backfilling), so uploads queue. The delay/energy
+    weight w is drawn per episode and observed, so one policy serves every preference (GMORL).
 
     ## Action Space
     `Discrete(max_edges + 2)`: 0 = local, 1 = cloud, 2 + i = edge i. `action_masks()` marks
@@ -260,19 +261,22 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     `Box(0, 1, (4 + 3 + 1 + 13 (max_edges + 1) + 2 + 2 (max_edges + 2),), float32)`: task
     (log10 bits / 10, deadline, local time / deadline, local energy / E_ref), device type one-hot
     (3), local queue wait; for the cloud and each edge slot: exists, speed / 2,
-    log2(1 + rate/Mbps) / 16, queued work (s) / 10, queued tasks / 8 and an 8-bin histogram of the
-    queued tasks' remaining time (0, 10, 20, 50, 100, 200, 500 ms, 1 s; GMORL's histogram
+    log2(1 + rate/Mbps) / 16, queued work (s; its cell's uplink, then its server) / 10, queued
+    tasks / 8 and an 8-bin histogram of the queued tasks' remaining time (0, 10, 20, 50, 100,
+    200, 500 ms, 1 s; GMORL's histogram
     encoding); preference (w, 1 - w); then, per action (local, cloud, edges), the system's
-    predicted delay / deadline (clipped to 1), and then its predicted scalarised cost
-    c = w delay / 0.5 s + (1 - w) energy / 0.5 J as 1 - 1 / (1 + c), from
+    predicted delay / deadline (clipped to 1), and then its predicted task cost
+    c = w delay / 0.5 s + (1 - w) energy / 0.5 J + [delay > deadline] as 1 - 1 / (1 + c), from
     `info["metrics"]["delay_estimate_s"]` and `["energy_estimate_j"]` (an unavailable action,
     +inf, gives 1 in both).
 
     ## Rewards
-    `info["reward_vec"] = [-delay_s, -energy_j]`; the reward is
-    `w * (-delay / delay_ref) + (1 - w) * (-energy / energy_ref)` (refs 0.5 s and 0.5 J; named
-    terms in `info["reward_terms"]`). Deadline misses are reported in `info["deadline_missed"]`
-    and kept out of the reward.
+    Minus the task's cost (``rules.task_cost``):
+    `-(w delay / delay_ref + (1 - w) energy / energy_ref + miss_penalty [delay > deadline])`
+    (refs 0.5 s and 0.5 J, penalty 1). The named terms in `info["reward_terms"]` (`delay`,
+    `energy`, `deadline_miss`) add up to it; `info["reward_vec"] = [-delay_s, -energy_j]`. The
+    primary KPI is `episode_kpis["cost_per_task"]`, the mean task cost: the return is
+    `-episode_tasks x cost_per_task` (a rejected action's penalty aside).
 
     ## Episode End
     Truncated after `episode_tasks` tasks (100, as in GMORL).
@@ -284,7 +288,7 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     `wan_delay_s`, `deadline_s`, `preference` (< 0: random), `episode_tasks`, ...
 
     ## Version History
-    - v0: initial version.
+    - v0: initial version; the reward includes the deadline-miss penalty (issue 13).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 10}
