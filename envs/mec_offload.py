@@ -199,10 +199,12 @@ _CAMERAS: dict[str, Any] = {
     "shared_uplink": True,
     "user_devices": ("Raspberry-Pi-5",),
     "dnns": ("ResNet-50", "YOLOv8n"),
+    "max_edges": 3,
     "num_edges": 2,
 }
 """Raspberry Pi cameras offloading vision DNNs (raw 224/640 px frames: 4.8 / 39 Mbit) through
-edge sites whose cell uplinks carry one upload at a time."""
+up to 3 edge sites whose cell uplinks carry one upload at a time (one action and observation
+space for every camera preset, so a policy trained on one runs on the others)."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},  # GMORL-like randomisation: 1-10 edges, load 2-20 tasks/s, w ~ U(0, 1)
@@ -214,6 +216,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "camera-fleet-busy": {**_CAMERAS, "num_edges": 3, "arrival_rate": 12.0},
     "camera-fleet-far": {**_CAMERAS, "edge_distance_m": (200.0, 800.0), "arrival_rate": 6.0},
     "camera-fleet-light": {**_CAMERAS, "arrival_rate": 3.0},
+    "camera-fleet-varied": {
+        **_CAMERAS,
+        "num_edges": 0,
+        "arrival_rate": 0.0,
+        "edge_distance_m": (50.0, 800.0),
+    },
     "camera-fleet-mixed": {
         **_CAMERAS,
         "user_devices": ("Raspberry-Pi-5", "Phone-SoC", "Jetson-AGX-Orin"),
@@ -232,6 +240,7 @@ PRESET_PHENOMENA: dict[str, str] = {
     "camera-fleet-far": "congested shared uplinks, poor radio (cells 200-800 m away), 6 tasks/s",
     "camera-fleet-light": "shared uplinks at light load (3 tasks/s)",
     "camera-fleet-mixed": "shared uplinks, heterogeneous devices (Pi, phone, Jetson), 10 tasks/s",
+    "camera-fleet-varied": "shared uplinks, randomised per episode: 1-3 cells, 2-20 tasks/s, 50-800 m",
 }
 """The phenomenon each preset exercises (the headroom tables' second column)."""
 
