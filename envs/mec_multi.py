@@ -109,7 +109,7 @@ class MecOffloadParallelEnv(ParallelEnv):
 
     ## Rewards
     Per agent the `MecOffload-v0` reward of its own task,
-    `w * (-delay / delay_ref) + (1 - w) * (-energy / energy_ref)`, with `reward_vec`,
+    `-(w delay / delay_ref + (1 - w) energy / energy_ref + miss_penalty [missed])`, with `reward_vec`,
     `reward_terms`, `reward_weights`, `delay_s`, `energy_j` and `deadline_missed` in its info.
 
     ## Episode End
@@ -256,10 +256,11 @@ class MecOffloadParallelEnv(ParallelEnv):
             result = s.execute(i, a, self._rng)
             d, e, _, _, cost, missed, _ = result
             rewards[agent] = -cost
+            terms, weights = reward_terms(result, w, cfg.miss_penalty)
             infos[agent] = {
                 "reward_vec": np.array([-d, -e]),
-                "reward_terms": reward_terms(result, cfg.miss_penalty),
-                "reward_weights": {"delay": w, "energy": 1.0 - w},
+                "reward_terms": terms,
+                "reward_weights": weights,
                 "deadline_missed": missed > 0,
                 "delay_s": d,
                 "energy_j": e,

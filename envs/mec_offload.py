@@ -159,15 +159,17 @@ def episode_kpis(
     ]
 
 
-def reward_terms(result: list[float], miss_penalty: float) -> dict[str, float]:
-    """The named terms of an executed task's reward (they add up to it): ``-w delay / T_ref``,
-    ``-(1 - w) energy / E_ref`` and ``-miss_penalty`` if the deadline was missed."""
+def reward_terms(result: list[float], w: float, miss_penalty: float) -> tuple[dict, dict]:
+    """The named terms of an executed task's reward and their weights (the reward is their weighted
+    sum): ``-delay / T_ref`` (weight w), ``-energy / E_ref`` (1 - w) and ``-1`` if the deadline was
+    missed (``miss_penalty``)."""
     missed = result[rules.R_MISSED] > 0
-    return {
+    terms = {
         "delay": result[rules.R_DELAY_TERM],
         "energy": result[rules.R_ENERGY_TERM],
-        "deadline_miss": -miss_penalty if missed else 0.0,
+        "deadline_miss": -1.0 if missed else 0.0,
     }
+    return terms, {"delay": w, "energy": 1.0 - w, "deadline_miss": miss_penalty}
 
 
 def check_invalid_action_options(invalid_action: str, penalty: float) -> float:
@@ -282,8 +284,10 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     ## Rewards
     Minus the task's cost (``rules.task_cost``):
     `-(w delay / delay_ref + (1 - w) energy / energy_ref + miss_penalty [delay > deadline])`
-    (refs 0.5 s and 0.5 J, penalty 1). The named terms in `info["reward_terms"]` (`delay`,
-    `energy`, `deadline_miss`) add up to it; `info["reward_vec"] = [-delay_s, -energy_j]`. The
+    (refs 0.5 s and 0.5 J, penalty 1): the sum of the named terms in `info["reward_terms"]`
+    (`delay` = -delay / delay_ref, `energy` = -energy / energy_ref, `deadline_miss` = -1 or 0)
+    times their weights in `info["reward_weights"]` (w, 1 - w, miss_penalty);
+    `info["reward_vec"] = [-delay_s, -energy_j]`. The
     primary KPI is `episode_kpis["cost_per_task"]`, the mean task cost: the return is
     `-episode_tasks x cost_per_task` (a rejected action's penalty aside).
 
@@ -411,13 +415,13 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
         delay, energy, _, _, cost, missed_flag, _ = result
         missed = missed_flag > 0
         done = self.system.tasks_done.item() >= self.config.episode_tasks
-        terms = reward_terms(result, self.config.miss_penalty)
+        terms, weights = reward_terms(result, w, self.config.miss_penalty)
         reward = -cost
         obs, info = self._report()
         info.update(
             reward_vec=np.array([-delay, -energy]),
             reward_terms=terms,
-            reward_weights={"delay": w, "energy": 1.0 - w},
+            reward_weights=weights,
             deadline_missed=missed,
             delay_s=delay,
             energy_j=energy,

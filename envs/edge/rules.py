@@ -284,8 +284,8 @@ def _record(r, delay, energy, w, deadline, k, result, task_log, params):
     missed = delay > deadline
     result[r, R_DELAY] = delay
     result[r, R_ENERGY] = energy
-    result[r, R_DELAY_TERM] = -w * d_term
-    result[r, R_ENERGY_TERM] = -(1.0 - w) * e_term
+    result[r, R_DELAY_TERM] = -d_term
+    result[r, R_ENERGY_TERM] = -e_term
     result[r, R_COST] = task_cost(
         delay, energy, w, deadline, params[P_DELAY_REF], params[P_ENERGY_REF], params[P_MISS_PENALTY]
     )

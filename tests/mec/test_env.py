@@ -382,11 +382,13 @@ def test_reward_is_the_task_cost_and_its_terms_add_up(env_id, kwargs):
         obs, reward, _, truncated, info = env.step(random_valid_action(env, rng))
         d, e = info["delay_s"], info["energy_j"]
         np.testing.assert_array_equal(info["reward_vec"], [-d, -e])
-        assert info["reward_weights"] == pytest.approx({"delay": w, "energy": 1 - w})
-        missed = -cfg.miss_penalty if info["deadline_missed"] else 0.0
-        terms = {"delay": -w * d / cfg.delay_ref_s, "energy": -(1 - w) * e / 0.5, "deadline_miss": missed}
+        weights = info["reward_weights"]
+        assert weights == pytest.approx({"delay": w, "energy": 1 - w, "deadline_miss": cfg.miss_penalty})
+        missed = -1.0 if info["deadline_missed"] else 0.0
+        terms = {"delay": -d / cfg.delay_ref_s, "energy": -e / 0.5, "deadline_miss": missed}
         assert info["reward_terms"] == pytest.approx(terms, rel=1e-12, abs=1e-15)
-        assert reward == pytest.approx(sum(info["reward_terms"].values()), rel=1e-12, abs=1e-15)
+        weighted = sum(weights[k] * v for k, v in info["reward_terms"].items())
+        assert reward == pytest.approx(weighted, rel=1e-12, abs=1e-15)
         ws.add(w)
         total += reward
         if truncated:
