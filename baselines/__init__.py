@@ -35,9 +35,11 @@ from .mec import (
     LeastLoaded,
     Lyapunov,
     Neurosurgeon,
+    NeurosurgeonWeighted,
     RandomOffload,
     RoundRobin,
 )
+from .mec_oracle import MecRolloutOracle
 from .rollout import LookaheadOracle
 from .serverless import FixedKeepAlive, HybridHistogram, KEDAHttp, KnativeDefault, ServerlessNextWindowOracle
 from .spec import BatchSizeTable, DisableByBatchSize, FixedK, SGLangEMA, SmartSpecGreedy
@@ -104,6 +106,23 @@ _REGISTRY: dict[str, tuple[str | tuple[str, ...], Callable[..., Controller], str
         SPLIT_ENV,
         lambda: Neurosurgeon("energy"),
         "Neurosurgeon: the split with the lowest predicted device energy",
+    ),
+    "neurosurgeon-weighted": (
+        SPLIT_ENV,
+        NeurosurgeonWeighted,
+        "Neurosurgeon on the env's cost: argmin of w T/T_ref + (1 - w) E/E_ref + miss penalty over splits",
+    ),
+    "mec-lookahead-oracle": (
+        MEC_ENV,
+        lambda env: MecRolloutOracle(env, bases=_bases(MEC_ENV)),
+        "fortified roll-out over copies of the exact system (true future tasks), from every heuristic "
+        "(oracle)",
+    ),
+    "split-lookahead-oracle": (
+        SPLIT_ENV,
+        lambda env: MecRolloutOracle(env, bases=_bases(SPLIT_ENV)),
+        "fortified roll-out over copies of the exact system (true future tasks), from every heuristic "
+        "(oracle)",
     ),
     "static-mean": (BOTH_AUTOSCALE, lambda: StaticReplicas("mean"), "a fixed fleet for the mean traffic"),
     "static-peak": (BOTH_AUTOSCALE, lambda: StaticReplicas("peak"), "a fixed fleet for the peak traffic"),
@@ -174,10 +193,14 @@ def heuristics(env_id: str) -> builtins.list[str]:
     return [n for n in list(env_id) if "oracle" not in n and n not in PARAMETRISED]
 
 
+def _bases(env_id: str) -> builtins.list[Callable[[], Controller]]:
+    """Factories of every heuristic of ``env_id``: the controllers an oracle starts from."""
+    return [lambda name=name: make(name) for name in heuristics(env_id)]
+
+
 def _lookahead(env_id: str, env: Any, **params: Any) -> LookaheadOracle:
     """A ``LookaheadOracle`` whose incumbent starts from every heuristic of ``env_id``."""
-    bases = [lambda name=name: make(name) for name in heuristics(env_id)]
-    return LookaheadOracle(env, bases=bases, **params)
+    return LookaheadOracle(env, bases=_bases(env_id), **params)
 
 
 def _key(name: str) -> str:
@@ -237,7 +260,9 @@ __all__ = [
     "Llumnix",
     "LookaheadOracle",
     "Lyapunov",
+    "MecRolloutOracle",
     "Neurosurgeon",
+    "NeurosurgeonWeighted",
     "NextWindowOracle",
     "PressureRule",
     "RandomOffload",

@@ -19,7 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from servegym.envs.edge.rules import CLOUD, DELAY_REF_S, ENERGY_REF_J, FIRST_EDGE, LOCAL, scalarised_cost
+from servegym.envs.edge.rules import (
+    CLOUD,
+    DELAY_REF_S,
+    ENERGY_REF_J,
+    FIRST_EDGE,
+    LOCAL,
+    MISS_PENALTY,
+    task_cost,
+)
 
 MEC_ENV = "servegym/MecOffload-v0"
 SPLIT_ENV = "servegym/DnnSplit-v0"
@@ -182,19 +190,27 @@ class GreedyEnergy(_Stateless):
 
 
 class GreedyWeighted(_Stateless):
-    """argmin over valid actions of ``w T̂/T_ref + (1 - w) Ê/E_ref`` (E2), the env's scalarised
-    cost of this one task. ``w`` is the episode's preference (``metrics["preference"]``) unless
-    ``preference`` fixes it. ``delay_ref_s`` / ``energy_ref_j`` default to the env's reward
-    normalisers (0.5 s, 0.5 J). Ties go to the objective with the smaller weight (energy when
-    w >= 0.5), so w = 1 makes the choices of greedy-delay and w = 0 those of greedy-energy."""
+    """argmin over valid actions of ``w T̂/T_ref + (1 - w) Ê/E_ref + miss_penalty [T̂ > deadline]``
+    (E2, with the deadline), the env's cost of this one task (``rules.task_cost``). ``w`` is the
+    episode's preference (``metrics["preference"]``) unless ``preference`` fixes it.
+    ``delay_ref_s`` / ``energy_ref_j`` / ``miss_penalty`` default to the env's (0.5 s, 0.5 J, 1).
+    Ties go to the objective with the smaller weight (energy when w >= 0.5). With
+    ``miss_penalty=0``, w = 1 makes the choices of greedy-delay and w = 0 those of greedy-energy.
+
+    It minimises each task's own cost exactly and ignores what its choice costs later tasks (the
+    queue and uplink time it takes from them): the gap the oracles and learned policies can win."""
 
     def __init__(
         self,
         delay_ref_s: float = DELAY_REF_S,
         energy_ref_j: float = ENERGY_REF_J,
         preference: float | None = None,
+        miss_penalty: float = MISS_PENALTY,
     ) -> None:
         _check_positive(delay_ref_s=delay_ref_s, energy_ref_j=energy_ref_j)
+        if not (isinstance(miss_penalty, (int, float)) and np.isfinite(miss_penalty) and miss_penalty >= 0):
+            raise ValueError(f"miss_penalty must be a number >= 0, got {miss_penalty!r}")
+        self.miss_penalty = float(miss_penalty)
         if preference is not None and not 0.0 <= preference <= 1.0:
             raise ValueError(f"preference must be in [0, 1] (or None for the episode's), got {preference!r}")
         self.delay_ref_s, self.energy_ref_j = float(delay_ref_s), float(energy_ref_j)
@@ -207,7 +223,10 @@ class GreedyWeighted(_Stateless):
         w = float(info["metrics"]["preference"] if self.preference is None else self.preference)
         score = np.full(delay.shape, np.inf)
         # Only valid actions are scored: masked edges carry delay = inf, and 0 * inf is NaN.
-        score[mask] = scalarised_cost(delay[mask], energy[mask], w, self.delay_ref_s, self.energy_ref_j)
+        deadline = float(info["metrics"]["deadline_s"])
+        score[mask] = task_cost(
+            delay[mask], energy[mask], w, deadline, self.delay_ref_s, self.energy_ref_j, self.miss_penalty
+        )
         return _argmin_valid(score, mask, energy if w >= 0.5 else delay)
 
 
@@ -273,6 +292,41 @@ class Neurosurgeon(_Stateless):
         return _argmin_valid(energy, mask, delay)
 
 
+class NeurosurgeonWeighted(_Stateless):
+    """Neurosurgeon's runtime split choice (D4) on DnnSplit-v0's own objective: the valid split k
+    with the lowest ``w T̂_k/T_ref + (1 - w) Ê_k/E_ref + miss_penalty [T̂_k > deadline]`` from
+    ``split_delay_estimate_s`` / ``split_energy_estimate_j`` and the episode's preference w (the
+    preference-aware variant: single-objective Neurosurgeon is not judged by a weighted reward).
+    Ties go to the lower delay. Defaults: the env's normalisers and miss penalty."""
+
+    def __init__(
+        self,
+        delay_ref_s: float = DELAY_REF_S,
+        energy_ref_j: float = ENERGY_REF_J,
+        miss_penalty: float = MISS_PENALTY,
+    ) -> None:
+        _check_positive(delay_ref_s=delay_ref_s, energy_ref_j=energy_ref_j)
+        if not (isinstance(miss_penalty, (int, float)) and np.isfinite(miss_penalty) and miss_penalty >= 0):
+            raise ValueError(f"miss_penalty must be a number >= 0, got {miss_penalty!r}")
+        self.delay_ref_s, self.energy_ref_j = float(delay_ref_s), float(energy_ref_j)
+        self.miss_penalty = float(miss_penalty)
+        self.name = "Neurosurgeon(weighted)"
+
+    def act(self, obs: np.ndarray, info: Mapping[str, Any]) -> int:
+        m = info["metrics"]
+        if "split_delay_estimate_s" not in m:
+            raise ValueError("NeurosurgeonWeighted needs DnnSplit-v0 (metrics['split_delay_estimate_s'])")
+        delay = np.asarray(m["split_delay_estimate_s"], dtype=float)
+        energy = np.asarray(m["split_energy_estimate_j"], dtype=float)
+        mask = _mask(info, delay.size, "split_delay_estimate_s")
+        score = np.full(delay.shape, np.inf)
+        score[mask] = task_cost(
+            delay[mask], energy[mask], float(m["preference"]), float(m["deadline_s"]), self.delay_ref_s,
+            self.energy_ref_j, self.miss_penalty,
+        )  # fmt: skip
+        return _argmin_valid(score, mask, delay)
+
+
 __all__ = [
     "MEC_ENV",
     "SPLIT_ENV",
@@ -284,6 +338,7 @@ __all__ = [
     "LeastLoaded",
     "Lyapunov",
     "Neurosurgeon",
+    "NeurosurgeonWeighted",
     "RandomOffload",
     "RoundRobin",
 ]

@@ -10,7 +10,13 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from .edge.system import MecBatch, MecConfig
-from .mec_offload import check_invalid_action_options, describe_action, observation_size, scenario_config
+from .mec_offload import (
+    check_invalid_action_options,
+    describe_action,
+    observation_size,
+    reward_terms,
+    scenario_config,
+)
 
 # Arrays that describe the one shared system (drawn once per episode) and its queues (moved by
 # every executed task); every row of the agents' batch holds the same values.
@@ -103,7 +109,7 @@ class MecOffloadParallelEnv(ParallelEnv):
 
     ## Rewards
     Per agent the `MecOffload-v0` reward of its own task,
-    `w * (-delay / delay_ref) + (1 - w) * (-energy / energy_ref)`, with `reward_vec`,
+    `-(w delay / delay_ref + (1 - w) energy / energy_ref + miss_penalty [missed])`, with `reward_vec`,
     `reward_terms`, `reward_weights`, `delay_s`, `energy_j` and `deadline_missed` in its info.
 
     ## Episode End
@@ -247,12 +253,14 @@ class MecOffloadParallelEnv(ParallelEnv):
                     "reward_terms": {"invalid_action": -self.invalid_action_penalty},
                 }
                 continue
-            d, e, d_term, e_term, cost, missed, _ = s.execute(i, a, self._rng)
+            result = s.execute(i, a, self._rng)
+            d, e, _, _, cost, missed, _ = result
             rewards[agent] = -cost
+            terms, weights = reward_terms(result, w, cfg.miss_penalty)
             infos[agent] = {
                 "reward_vec": np.array([-d, -e]),
-                "reward_terms": {"delay": d_term, "energy": e_term},
-                "reward_weights": {"delay": w, "energy": 1.0 - w},
+                "reward_terms": terms,
+                "reward_weights": weights,
                 "deadline_missed": missed > 0,
                 "delay_s": d,
                 "energy_j": e,

@@ -95,7 +95,11 @@ def encode_mec_observation(m: Mapping[str, Any], config: MecConfig) -> np.ndarra
         values[key] = value
     obs = np.empty((b, observation_size(config)), dtype=np.float32)
     rules.encode_rows(
-        **values, delay_ref_s=float(config.delay_ref_s), energy_ref_j=float(config.energy_ref_j), obs=obs
+        **values,
+        delay_ref_s=float(config.delay_ref_s),
+        energy_ref_j=float(config.energy_ref_j),
+        miss_penalty=float(config.miss_penalty),
+        obs=obs,
     )
     return obs
 
@@ -111,22 +115,39 @@ def server_view(obs: np.ndarray, max_edges: int) -> np.ndarray:
     return obs[..., SERVERS_AT:end].reshape(*obs.shape[:-1], -1, SERVER_FEATURES)
 
 
+PRIMARY_KPI = "cost_per_task"
+"""The MEC envs' primary KPI (lower is better): the mean over an episode's tasks of
+``w delay / T_ref + (1 - w) energy / E_ref + miss_penalty [missed deadline]`` (``rules.task_cost``)
+with the episode's preference w. The return is ``-episode_tasks x cost_per_task``."""
+
+
 def episode_kpis(
-    delays: np.ndarray, energies: np.ndarray, missed: np.ndarray, w: Any
+    delays: np.ndarray,
+    energies: np.ndarray,
+    missed: np.ndarray,
+    w: Any,
+    config: MecConfig | None = None,
 ) -> list[dict[str, float]]:
     """The KPIs of finished episodes (one row per episode, one column per task) from their tasks'
-    delays (s), energies (J) and deadline misses, and each episode's preference ``w``."""
+    delays (s), energies (J) and deadline misses, and each episode's preference ``w``; the primary
+    KPI ``cost_per_task`` with ``config``'s normalisers and miss penalty (default: the defaults)."""
+    config = config or MecConfig()
     d, e, m = (np.atleast_2d(np.asarray(x, dtype=float)) for x in (delays, energies, missed))
+    pref = np.broadcast_to(np.asarray(w, dtype=float), len(d))
+    cost = rules.scalarised_cost(d, e, pref[:, None], config.delay_ref_s, config.energy_ref_j)
+    cost = cost + config.miss_penalty * m
     columns = zip(
+        cost.mean(axis=1).tolist(),
         d.mean(axis=1).tolist(),
         np.quantile(d, 0.95, axis=1).tolist(),
         m.mean(axis=1).tolist(),
         e.mean(axis=1).tolist(),
-        np.broadcast_to(np.asarray(w, dtype=float), len(d)).tolist(),
+        pref.tolist(),
         strict=True,
     )
     return [
         {
+            PRIMARY_KPI: c,
             "tasks": float(d.shape[1]),
             "delay_mean_s": mean,
             "delay_p95_s": p95,
@@ -134,8 +155,21 @@ def episode_kpis(
             "energy_per_task_j": energy,
             "preference": pref,
         }
-        for mean, p95, miss, energy, pref in columns
+        for c, mean, p95, miss, energy, pref in columns
     ]
+
+
+def reward_terms(result: list[float], w: float, miss_penalty: float) -> tuple[dict, dict]:
+    """The named terms of an executed task's reward and their weights (the reward is their weighted
+    sum): ``-delay / T_ref`` (weight w), ``-energy / E_ref`` (1 - w) and ``-1`` if the deadline was
+    missed (``miss_penalty``)."""
+    missed = result[rules.R_MISSED] > 0
+    terms = {
+        "delay": result[rules.R_DELAY_TERM],
+        "energy": result[rules.R_ENERGY_TERM],
+        "deadline_miss": -1.0 if missed else 0.0,
+    }
+    return terms, {"delay": w, "energy": 1.0 - w, "deadline_miss": miss_penalty}
 
 
 def check_invalid_action_options(invalid_action: str, penalty: float) -> float:
@@ -163,13 +197,54 @@ def make_config(overrides: dict[str, Any]) -> MecConfig:
     return replace(MecConfig(), **values)
 
 
+_CAMERAS: dict[str, Any] = {
+    "shared_uplink": True,
+    "user_devices": ("Raspberry-Pi-5",),
+    "dnns": ("ResNet-50", "YOLOv8n"),
+    "max_edges": 3,
+    "num_edges": 2,
+}
+"""Raspberry Pi cameras offloading vision DNNs (raw 224/640 px frames: 4.8 / 39 Mbit) through
+up to 3 edge sites whose cell uplinks carry one upload at a time (one action and observation
+space for every camera preset, so a policy trained on one runs on the others)."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},  # GMORL-like randomisation: 1-10 edges, load 2-20 tasks/s, w ~ U(0, 1)
     "single-edge-light": {"num_edges": 1, "arrival_rate": 3.0},
     "multi-edge-busy": {"num_edges": 5, "arrival_rate": 15.0},
     "far-cell": {"edge_distance_m": (400.0, 1000.0), "num_edges": 3, "arrival_rate": 5.0},
     "llm-prompts": {"dnns": ("BERT-base", "Llama-3.2-1B-Prefill-128"), "num_edges": 4, "arrival_rate": 4.0},
+    "camera-fleet": {**_CAMERAS, "arrival_rate": 8.0},
+    "camera-fleet-busy": {**_CAMERAS, "num_edges": 3, "arrival_rate": 12.0},
+    "camera-fleet-far": {**_CAMERAS, "edge_distance_m": (200.0, 800.0), "arrival_rate": 6.0},
+    "camera-fleet-light": {**_CAMERAS, "arrival_rate": 3.0},
+    "camera-fleet-varied": {
+        **_CAMERAS,
+        "num_edges": 0,
+        "arrival_rate": 0.0,
+        "edge_distance_m": (50.0, 800.0),
+    },
+    "camera-fleet-mixed": {
+        **_CAMERAS,
+        "user_devices": ("Raspberry-Pi-5", "Phone-SoC", "Jetson-AGX-Orin"),
+        "arrival_rate": 10.0,
+    },
 }
+
+PRESET_PHENOMENA: dict[str, str] = {
+    "default": "GMORL's randomisation: 1-10 uncongested edges, 2-20 tasks/s, w ~ U(0, 1)",
+    "single-edge-light": "one edge, light load",
+    "multi-edge-busy": "five edges at 15 tasks/s (edges far from saturation)",
+    "far-cell": "far cells (400-1000 m): slow, often failing uplinks",
+    "llm-prompts": "small BERT / 1B-LLM prompts: tiny uploads, heavy local compute",
+    "camera-fleet": "congested shared uplinks: Pi cameras send raw frames through 2 cells at 8 tasks/s",
+    "camera-fleet-busy": "congested shared uplinks, 3 cells at 12 tasks/s",
+    "camera-fleet-far": "congested shared uplinks, poor radio (cells 200-800 m away), 6 tasks/s",
+    "camera-fleet-light": "shared uplinks at light load (3 tasks/s)",
+    "camera-fleet-mixed": "shared uplinks, heterogeneous devices (Pi, phone, Jetson), 10 tasks/s",
+    "camera-fleet-varied": "shared uplinks, randomised per episode: 1-3 cells, 2-20 tasks/s, 50-800 m",
+}
+"""The phenomenon each preset exercises (the headroom tables' second column)."""
 
 
 class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
@@ -182,8 +257,9 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     active power x time), in the cloud (uplink to the nearest cell, WAN delay and bandwidth,
     elastic compute), or at an edge server (uplink, FCFS queue, execution). Compute times come
     from servegym's latency model on the catalog hardware; the uplink uses Shannon's formula over
-    the 3GPP macro path loss with Rayleigh fading. The delay/energy weight w is drawn per episode
-    and observed, so one policy serves every preference (GMORL).
+    the 3GPP macro path loss with Rayleigh fading; with `shared_uplink` each edge site's cell
+    sends one upload at a time (TDMA, FCFS with backfilling), so uploads queue. The delay/energy
+    weight w is drawn per episode and observed, so one policy serves every preference (GMORL).
 
     ## Action Space
     `Discrete(max_edges + 2)`: 0 = local, 1 = cloud, 2 + i = edge i. `action_masks()` marks
@@ -196,19 +272,24 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     `Box(0, 1, (4 + 3 + 1 + 13 (max_edges + 1) + 2 + 2 (max_edges + 2),), float32)`: task
     (log10 bits / 10, deadline, local time / deadline, local energy / E_ref), device type one-hot
     (3), local queue wait; for the cloud and each edge slot: exists, speed / 2,
-    log2(1 + rate/Mbps) / 16, queued work (s) / 10, queued tasks / 8 and an 8-bin histogram of the
-    queued tasks' remaining time (0, 10, 20, 50, 100, 200, 500 ms, 1 s; GMORL's histogram
+    log2(1 + rate/Mbps) / 16, queued work (s; its cell's uplink, then its server) / 10, queued
+    tasks / 8 and an 8-bin histogram of the queued tasks' remaining time (0, 10, 20, 50, 100,
+    200, 500 ms, 1 s; GMORL's histogram
     encoding); preference (w, 1 - w); then, per action (local, cloud, edges), the system's
-    predicted delay / deadline (clipped to 1), and then its predicted scalarised cost
-    c = w delay / 0.5 s + (1 - w) energy / 0.5 J as 1 - 1 / (1 + c), from
+    predicted delay / deadline (clipped to 1), and then its predicted task cost
+    c = w delay / 0.5 s + (1 - w) energy / 0.5 J + [delay > deadline] as 1 - 1 / (1 + c), from
     `info["metrics"]["delay_estimate_s"]` and `["energy_estimate_j"]` (an unavailable action,
     +inf, gives 1 in both).
 
     ## Rewards
-    `info["reward_vec"] = [-delay_s, -energy_j]`; the reward is
-    `w * (-delay / delay_ref) + (1 - w) * (-energy / energy_ref)` (refs 0.5 s and 0.5 J; named
-    terms in `info["reward_terms"]`). Deadline misses are reported in `info["deadline_missed"]`
-    and kept out of the reward.
+    Minus the task's cost (``rules.task_cost``):
+    `-(w delay / delay_ref + (1 - w) energy / energy_ref + miss_penalty [delay > deadline])`
+    (refs 0.5 s and 0.5 J, penalty 1): the sum of the named terms in `info["reward_terms"]`
+    (`delay` = -delay / delay_ref, `energy` = -energy / energy_ref, `deadline_miss` = -1 or 0)
+    times their weights in `info["reward_weights"]` (w, 1 - w, miss_penalty);
+    `info["reward_vec"] = [-delay_s, -energy_j]`. The
+    primary KPI is `episode_kpis["cost_per_task"]`, the mean task cost: the return is
+    `-episode_tasks x cost_per_task` (a rejected action's penalty aside).
 
     ## Episode End
     Truncated after `episode_tasks` tasks (100, as in GMORL).
@@ -220,11 +301,15 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
     `wan_delay_s`, `deadline_s`, `preference` (< 0: random), `episode_tasks`, ...
 
     ## Version History
-    - v0: initial version.
+    - v0: initial version; the reward includes the deadline-miss penalty (issue 13).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 10}
     METRICS: ClassVar[tuple[Metric, ...]] = MEC_METRICS
+    PRIMARY_KPI: ClassVar[str] = PRIMARY_KPI
+    PRIMARY_KPI_GOAL: ClassVar[str] = "min"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS
+    PRESET_PHENOMENA: ClassVar[dict[str, str]] = PRESET_PHENOMENA
 
     def __init__(
         self,
@@ -327,22 +412,22 @@ class MecOffloadEnv(gym.Env[np.ndarray, np.int64]):
 
     def _finish_step(self, w: float, result: list[float]):
         """Reward, observation and info after the task ran (``result``: ``rules.R_*`` columns)."""
-        delay, energy, delay_term, energy_term, cost, missed_flag, _ = result
+        delay, energy, _, _, cost, missed_flag, _ = result
         missed = missed_flag > 0
         done = self.system.tasks_done.item() >= self.config.episode_tasks
-        terms = {"delay": delay_term, "energy": energy_term}
+        terms, weights = reward_terms(result, w, self.config.miss_penalty)
         reward = -cost
         obs, info = self._report()
         info.update(
             reward_vec=np.array([-delay, -energy]),
             reward_terms=terms,
-            reward_weights={"delay": w, "energy": 1.0 - w},
+            reward_weights=weights,
             deadline_missed=missed,
             delay_s=delay,
             energy_j=energy,
         )
         if done:  # the system logged the episode's tasks
-            info["episode_kpis"] = episode_kpis(*self.system.task_log[:, :1], w)[0]
+            info["episode_kpis"] = episode_kpis(*self.system.task_log[:, :1], w, self.config)[0]
         return obs, reward, False, done, info
 
     def render(self) -> str | None:

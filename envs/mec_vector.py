@@ -98,7 +98,8 @@ class MecOffloadVectorEnv(VectorEnv):
             rows = np.flatnonzero(truncated)
             kpis = np.empty(self.num_envs, dtype=object)
             # the system logged each finished episode's episode_tasks tasks (rejections do not count)
-            kpis[rows] = episode_kpis(*s.task_log[:, rows], s.preference[rows])  # w before the reset
+            w = s.preference[rows]  # before the reset
+            kpis[rows] = episode_kpis(*s.task_log[:, rows], w, self.config)
             infos["episode_kpis"], infos["_episode_kpis"] = kpis, truncated.copy()
             infos["final_obs"] = obs.copy()
             infos["_final_obs"] = truncated.copy()

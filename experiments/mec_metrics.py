@@ -18,7 +18,8 @@ deadline miss is logged. Reported (../shared/reference/autoscaling_mec.md E2 "Me
   nothing;
 - the **expected utility** ``EU = mean_w u_w`` with ``u_w = -(w T_w / T_ref + (1 - w) E_w / E_ref)``,
   where (T_w, E_w) is the point at w and T_ref = 0.5 s, E_ref = 0.5 J are the env's reward
-  normalisers; ``u_w`` is the env's mean per-task reward at w, so EU <= 0 (higher is better).
+  normalisers; ``u_w`` is the env's mean per-task reward at w without its deadline-miss term,
+  so EU <= 0 (higher is better).
 
 CLI: ``python -m servegym.experiments.mec_metrics --scenario multi-edge-busy --episodes 3``
 prints the markdown table of every MecOffload heuristic (and Neurosurgeon on DnnSplit-v0, which
@@ -242,8 +243,8 @@ def sweep(
 
 
 def heuristic_names(include_split: bool = True) -> list[str]:
-    """Registered MecOffload heuristics (and the DnnSplit ones), in registry order."""
-    return baselines.list(MEC_ENV) + (baselines.list(SPLIT_ENV) if include_split else [])
+    """Registered MecOffload heuristics (and the DnnSplit ones), in registry order; no oracles."""
+    return baselines.heuristics(MEC_ENV) + (baselines.heuristics(SPLIT_ENV) if include_split else [])
 
 
 TABLE_COLUMNS = (

@@ -33,6 +33,8 @@ MIN_RATE_BPS = 1e-9  # rates are floored here before dividing by them
 
 # Indices of the per-config parameters handed to the kernels (``params`` below).
 P_WAN_DELAY, P_WAN_BANDWIDTH, P_TX_POWER, P_MIN_RATE, P_DELAY_REF, P_ENERGY_REF = range(6)
+P_MISS_PENALTY, P_SHARED_UPLINK = 6, 7
+PARAMS = 8
 # Columns of the per-row outcome of an executed task (``result`` below).
 R_DELAY, R_ENERGY, R_DELAY_TERM, R_ENERGY_TERM, R_COST, R_MISSED, R_NEEDS_BLOCK = range(7)
 RESULT_COLUMNS = 7
@@ -80,6 +82,7 @@ SERVERS_AT = 4 + MAX_DEVICE_TYPES + 1  # after the task, the device type and the
 # -- the objective -------------------------------------------------------------------------------
 DELAY_REF_S = 0.5  # T_ref: default normaliser of delay in the scalarised cost (MecConfig.delay_ref_s)
 ENERGY_REF_J = 0.5  # E_ref: default normaliser of device energy (MecConfig.energy_ref_j)
+MISS_PENALTY = 1.0  # cost of a missed deadline, in units of the scalarised cost (MecConfig.miss_penalty)
 
 
 @rule
@@ -90,10 +93,20 @@ def normalised_objectives(delay_s, energy_j, delay_ref_s, energy_ref_j):
 
 @rule
 def scalarised_cost(delay_s, energy_j, w, delay_ref_s, energy_ref_j):
-    """``w·d/T_ref + (1−w)·e/E_ref``: the MEC envs' reward is its negative, GreedyWeighted its argmin
-    and the expected utility its mean (floats or arrays)."""
+    """``w·d/T_ref + (1−w)·e/E_ref``: the preference-weighted part of a task's cost (the expected
+    utility is its mean; floats or arrays)."""
     d, e = normalised_objectives(delay_s, energy_j, delay_ref_s, energy_ref_j)
     return w * d + (1.0 - w) * e
+
+
+@rule
+def task_cost(delay_s, energy_j, w, deadline_s, delay_ref_s, energy_ref_j, miss_penalty):
+    """A task's cost, the MEC envs' primary KPI per task: ``w·d/T_ref + (1−w)·e/E_ref`` plus
+    ``miss_penalty`` if it misses its deadline. The reward is its negative and GreedyWeighted its
+    argmin (floats or arrays)."""
+    return scalarised_cost(delay_s, energy_j, w, delay_ref_s, energy_ref_j) + miss_penalty * (
+        delay_s > deadline_s
+    )
 
 
 # -- radio: what sending costs ----------------------------------------------------------------------
@@ -160,6 +173,27 @@ def _commit_edge(q, e, start, finish, edge_busy, edge_ring, edge_ring_start, rin
     ring_pos[q, e] += 1
 
 
+@rule
+def uplink_start(q, cell, t_now, up, edge_busy, edge_ring, edge_ring_start, params):
+    """When an upload of ``up`` seconds through edge site ``cell``'s cell can start: now, unless the
+    cells' uplinks are shared (``P_SHARED_UPLINK``: one upload at a time per cell, TDMA, FCFS with
+    backfilling; their schedules are the queue rows after the ``max_edges`` servers)."""
+    if params[P_SHARED_UPLINK] == 0.0:
+        return t_now
+    c = edge_busy.shape[1] // 2 + cell
+    return earliest_start(t_now, up, edge_ring_start[q, c], edge_ring[q, c], edge_busy[q, c])
+
+
+@rule
+def _commit_upload(q, cell, ready, up, edge_busy, edge_ring, edge_ring_start, ring_pos, params):
+    """Record an upload of ``up`` seconds through ``cell``'s cell, ready to send at ``ready``
+    (nothing to record unless the uplinks are shared)."""
+    if params[P_SHARED_UPLINK] != 0.0:
+        start = uplink_start(q, cell, ready, up, edge_busy, edge_ring, edge_ring_start, params)
+        c = edge_busy.shape[1] // 2 + cell
+        _commit_edge(q, c, start, start + up, edge_busy, edge_ring, edge_ring_start, ring_pos)
+
+
 # -- outcomes of a decision --------------------------------------------------------------------------
 @rule
 def action_outcome(
@@ -181,14 +215,16 @@ def action_outcome(
         delay = max(t_now, local_busy[q, u]) + local_time[dev, j] - t_now
         energy = local_energy[dev, j]
     elif a == CLOUD:
-        delay = upload_s(bits, rate) + params[P_WAN_DELAY] + upload_s(bits, params[P_WAN_BANDWIDTH])
+        up = upload_s(bits, rate)
+        sent = uplink_start(q, task_i[r, 2], t_now, up, edge_busy, edge_ring, edge_ring_start, params) + up
+        delay = sent - t_now + params[P_WAN_DELAY] + upload_s(bits, params[P_WAN_BANDWIDTH])
         delay = delay + cloud_time[j] / cloud_speed[r]
         energy = transmit_energy_j(bits, rate, params[P_TX_POWER])
     elif edge_exists[r, e]:
         run = edge_time[j] / edge_speed[r, e]
-        start = earliest_start(
-            t_now + upload_s(bits, rate), run, edge_ring_start[q, e], edge_ring[q, e], edge_busy[q, e]
-        )
+        up = upload_s(bits, rate)
+        sent = uplink_start(q, e, t_now, up, edge_busy, edge_ring, edge_ring_start, params) + up
+        start = earliest_start(sent, run, edge_ring_start[q, e], edge_ring[q, e], edge_busy[q, e])
         delay = start + run - t_now
         energy = transmit_energy_j(bits, rate, params[P_TX_POWER])
     else:
@@ -211,10 +247,11 @@ def split_outcome(
     device_done = max(t_now, local_busy[q, u]) + prefix if prefix > 0 else t_now
     rate, bits = task_f[r, 1], split_bits[j, k]
     suffix = suffix_edge_time[j, k] / edge_speed[r, edge]
-    start = earliest_start(
-        device_done + upload_s(bits, rate), suffix, edge_ring_start[q, edge], edge_ring[q, edge],
-        edge_busy[q, edge],
-    )  # fmt: skip
+    up = upload_s(bits, rate)
+    sent = device_done
+    if bits > 0:
+        sent = uplink_start(q, edge, device_done, up, edge_busy, edge_ring, edge_ring_start, params) + up
+    start = earliest_start(sent, suffix, edge_ring_start[q, edge], edge_ring[q, edge], edge_busy[q, edge])
     finish = start + suffix if suffix > 0 else device_done
     return finish - t_now, prefix_energy[dev, j, k] + transmit_energy_j(bits, rate, params[P_TX_POWER])
 
@@ -249,7 +286,9 @@ def _record(r, delay, energy, w, deadline, k, result, task_log, params):
     result[r, R_ENERGY] = energy
     result[r, R_DELAY_TERM] = -d_term
     result[r, R_ENERGY_TERM] = -e_term
-    result[r, R_COST] = scalarised_cost(delay, energy, w, params[P_DELAY_REF], params[P_ENERGY_REF])
+    result[r, R_COST] = task_cost(
+        delay, energy, w, deadline, params[P_DELAY_REF], params[P_ENERGY_REF], params[P_MISS_PENALTY]
+    )
     result[r, R_MISSED] = missed
     if k < task_log.shape[2]:
         task_log[0, r, k] = delay
@@ -333,7 +372,11 @@ def _apply_row(
     finish = now[r] + delay
     if a == LOCAL:
         local_busy[q, task_i[r, 0]] = finish
-    elif a >= FIRST_EDGE:
+    else:
+        cell = a - FIRST_EDGE if a >= FIRST_EDGE else task_i[r, 2]
+        _commit_upload(q, cell, now[r], upload_s(input_bits[task_i[r, 1]], task_f[r, a]), edge_busy,
+                       edge_ring, edge_ring_start, ring_pos, params)  # fmt: skip
+    if a >= FIRST_EDGE:
         e = a - FIRST_EDGE
         run = edge_time[task_i[r, 1]] / edge_speed[r, e]
         _commit_edge(q, e, finish - run, finish, edge_busy, edge_ring, edge_ring_start, ring_pos)
@@ -412,8 +455,15 @@ def apply_splits(
             task_f, task_i, prefix_time, prefix_energy, suffix_edge_time, split_bits, params,
         )  # fmt: skip
         u, j = task_i[r, 0], task_i[r, 1]
+        device_done = now[r]
+        if prefix_time[user_device[r, u], j, k] > 0:
+            device_done = max(now[r], local_busy[r, u]) + prefix_time[user_device[r, u], j, k]
         if k > 0:
             local_busy[r, u] = max(now[r], local_busy[r, u]) + prefix_time[user_device[r, u], j, k]
+        if split_bits[j, k] > 0:
+            up = upload_s(split_bits[j, k], task_f[r, 1])
+            _commit_upload(r, task_i[r, 2], device_done, up, edge_busy, edge_ring, edge_ring_start,
+                           ring_pos, params)  # fmt: skip
         if suffix_edge_time[j, k] > 0:
             e = task_i[r, 2]
             finish = now[r] + delay
@@ -428,18 +478,22 @@ def apply_splits(
 def _queue_row(t_now, edge_busy, edge_ring, wait, queued, hist):
     """Per edge of one system (its rows of the state and of the report): seconds of queued work,
     tasks queued, and the GMORL-style histogram of the queued tasks' remaining time."""
-    for e in range(edge_busy.size):
-        wait[e] = max(edge_busy[e] - t_now, 0.0)
+    m = wait.size
+    for e in range(m):
+        wait[e] = 0.0
         queued[e] = 0
         for b in range(HIST_BINS):
             hist[e, b] = 0.0
-        if wait[e] == 0.0:  # every task there has finished (no finish is after busy)
-            continue
-        for s in range(QUEUE_SLOTS):
-            remaining = edge_ring[e, s] - t_now
-            if remaining > 0:
-                queued[e] += 1
-                hist[e, np.searchsorted(_HIST_INNER, remaining, side="right")] += 1.0
+        for c in (m + e, e):  # the site's cell uplink (idle unless shared), then its server
+            busy = max(edge_busy[c] - t_now, 0.0)
+            if busy == 0.0:  # every task there has finished (no finish is after busy)
+                continue
+            wait[e] += busy
+            for s in range(QUEUE_SLOTS):
+                remaining = edge_ring[c, s] - t_now
+                if remaining > 0:
+                    queued[e] += 1
+                    hist[e, np.searchsorted(_HIST_INNER, remaining, side="right")] += 1.0
 
 
 @rule
@@ -452,7 +506,7 @@ def _observe_row(
     ``SCALAR_METRICS``, per edge the speed, per link the rate, per edge the queued work and
     histogram, per action the delay and energy estimates), ``queued[r]`` (tasks per edge) and
     ``mask[r]``; and its observation ``obs[r]`` (``encode_row``)."""
-    o, row, m = offsets, reported[r], edge_busy.shape[1]
+    o, row, m = offsets, reported[r], edge_exists.shape[1]
     scalars, speeds, rates = row[o[0] : o[1]], row[o[1] : o[2]], row[o[2] : o[3]]
     wait, hist = row[o[3] : o[4]], row[o[4] : o[5]].reshape((m, HIST_BINS))
     delay, energy = row[o[5] : o[6]], row[o[6] : o[7]]
@@ -483,7 +537,7 @@ def _observe_row(
     encode_row(
         obs[r], scalars[0], scalars[1], scalars[2], scalars[3], dev, scalars[4], edge_exists[r],
         scalars[5], speeds, rates, wait, queued[r], hist, scalars[6], delay, energy,
-        params[P_DELAY_REF], params[P_ENERGY_REF],
+        params[P_DELAY_REF], params[P_ENERGY_REF], params[P_MISS_PENALTY],
     )  # fmt: skip
 
 
@@ -534,7 +588,7 @@ def _rate_feature(rate_bps):
 def encode_row(
     out, task_bits, deadline_s, local_time_s, local_energy_j, device_type, local_wait_s, edge_exists,
     cloud_speed, edge_speed, rates_bps, edge_wait_s, edge_queued, edge_histogram, preference,
-    delay_estimate_s, energy_estimate_j, delay_ref_s, energy_ref_j,
+    delay_estimate_s, energy_estimate_j, delay_ref_s, energy_ref_j, miss_penalty,
 ):  # fmt: skip
     """The MecOffload observation of one task from its metrics (layout in MecOffloadEnv's docstring):
     float64 arithmetic, clipped to [0, 1], then rounded to float32."""
@@ -571,9 +625,9 @@ def encode_row(
         # predicted delay / deadline (+inf, an unavailable action, gives 1), then the squashed
         # scalarised cost 1 - 1 / (1 + c): order-preserving, so its argmin is greedy-weighted's
         out[at + 2 + a] = _unit(delay_estimate_s[a] / deadline_s)
-        cost = scalarised_cost(
-            min(delay_estimate_s[a], 1e30), min(energy_estimate_j[a], 1e30), preference, delay_ref_s,
-            energy_ref_j,
+        cost = task_cost(
+            min(delay_estimate_s[a], 1e30), min(energy_estimate_j[a], 1e30), preference, deadline_s,
+            delay_ref_s, energy_ref_j, miss_penalty,
         )  # fmt: skip
         out[at + 2 + n + a] = _unit(1.0 - 1.0 / (1.0 + cost))
 
@@ -593,7 +647,7 @@ def encode_split_row(out, deadline_s, split_delay_estimate_s, split_energy_estim
 def encode_rows(
     task_bits, deadline_s, local_time_s, local_energy_j, device_type, local_wait_s, edge_exists,
     cloud_speed, edge_speed, rates_bps, edge_wait_s, edge_queued, edge_histogram, preference,
-    delay_estimate_s, energy_estimate_j, delay_ref_s, energy_ref_j, obs,
+    delay_estimate_s, energy_estimate_j, delay_ref_s, energy_ref_j, miss_penalty, obs,
 ):  # fmt: skip
     """``encode_row`` of every row of batched metrics."""
     for r in range(obs.shape[0]):
@@ -601,5 +655,5 @@ def encode_rows(
             obs[r], task_bits[r], deadline_s[r], local_time_s[r], local_energy_j[r], device_type[r],
             local_wait_s[r], edge_exists[r], cloud_speed[r], edge_speed[r], rates_bps[r],
             edge_wait_s[r], edge_queued[r], edge_histogram[r], preference[r], delay_estimate_s[r],
-            energy_estimate_j[r], delay_ref_s, energy_ref_j,
+            energy_estimate_j[r], delay_ref_s, energy_ref_j, miss_penalty,
         )  # fmt: skip

@@ -23,6 +23,7 @@ from .physics import mean_snr, shannon_rate_bps
 from .rules import (
     DELAY_REF_S,
     ENERGY_REF_J,
+    MISS_PENALTY,
     R_NEEDS_BLOCK,
     RESULT_COLUMNS,
     SERVER_FEATURES,
@@ -57,6 +58,8 @@ class MecConfig:
     episode_tasks: int = 100  # GMORL
     delay_ref_s: float = DELAY_REF_S  # T_ref and E_ref of the scalarised cost (rules.scalarised_cost)
     energy_ref_j: float = ENERGY_REF_J
+    miss_penalty: float = MISS_PENALTY  # cost of a missed deadline (rules.task_cost)
+    shared_uplink: bool = False  # each edge site's cell sends one upload at a time (TDMA, FCFS)
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -73,7 +76,9 @@ class MecConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
                 raise bad(name, "a positive number")
-        for name in ("arrival_rate", "wan_delay_s", "min_rate_bps"):
+        if not isinstance(self.shared_uplink, bool):
+            raise bad("shared_uplink", "true or false")
+        for name in ("arrival_rate", "wan_delay_s", "min_rate_bps", "miss_penalty"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
                 raise bad(name, "a number >= 0")
@@ -185,10 +190,11 @@ class MecBatch:
         self.edge_distance = np.ones((b, n, m))
         self.user_snr = np.ones((b, n, m))  # mean SNR of each user's uplink to each edge
         self.user_nearest = np.zeros((b, n), dtype=np.int64)  # each user's nearest existing edge
-        self.edge_busy = np.zeros((b, m))  # the latest finish ever scheduled at each edge
-        self.edge_ring = np.zeros((b, m, rules.QUEUE_SLOTS))  # finish times of the last tasks per edge
-        self.edge_ring_start = np.zeros((b, m, rules.QUEUE_SLOTS))  # and their start times
-        self.ring_pos = np.zeros((b, m), dtype=np.int64)
+        # Queues: the m edge servers, then the m edge sites' cell uplinks (used if shared_uplink).
+        self.edge_busy = np.zeros((b, 2 * m))  # the latest finish ever scheduled at each queue
+        self.edge_ring = np.zeros((b, 2 * m, rules.QUEUE_SLOTS))  # finish times of its last tasks
+        self.edge_ring_start = np.zeros((b, 2 * m, rules.QUEUE_SLOTS))  # and their start times
+        self.ring_pos = np.zeros((b, 2 * m), dtype=np.int64)
         self.local_busy = np.zeros((b, n))
         self.now = np.zeros(b)
         self.arrival_rate = np.ones(b)
@@ -198,19 +204,23 @@ class MecBatch:
         # ints [user, dnn, nearest edge], copied in from the rows' blocks of drawn tasks.
         self.task_f = np.ones((b, m + 2))
         self.task_i = np.zeros((b, 3), dtype=np.int64)
-        self.block_size = TASK_BLOCK
+        # Every task of an episode is drawn at reset (one block), so a copy of the system holds
+        # its true future: roll-outs on copies are exact (the oracles rely on it).
+        self.block_size = max(TASK_BLOCK, config.episode_tasks + 1)
         # Blocks of drawn tasks, task-major: the next tasks of all rows lie side by side.
         self.block_gap = np.zeros((self.block_size, b))
         self.block_f = np.ones((self.block_size, b, m + 2))
         self.block_i = np.zeros((self.block_size, b, 3), dtype=np.int64)
         self.task_index = np.zeros(b, dtype=np.int64)  # the pending task's place in its block
-        params = [0.0] * 6
+        params = [0.0] * rules.PARAMS
         params[rules.P_WAN_DELAY] = config.wan_delay_s
         params[rules.P_WAN_BANDWIDTH] = config.wan_bandwidth_bps
         params[rules.P_TX_POWER] = config.tx_power_w
         params[rules.P_MIN_RATE] = config.min_rate_bps
         params[rules.P_DELAY_REF] = config.delay_ref_s
         params[rules.P_ENERGY_REF] = config.energy_ref_j
+        params[rules.P_MISS_PENALTY] = config.miss_penalty
+        params[rules.P_SHARED_UPLINK] = float(config.shared_uplink)
         self.params = np.array(params, dtype=float)
         self.result = np.zeros((b, RESULT_COLUMNS))  # outcome of each row's last executed task
         self.task_log = np.zeros((3, b, config.episode_tasks))  # delay, energy, missed per task
@@ -278,6 +288,26 @@ class MecBatch:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._bind()
+
+    _TASK_MAJOR = ("block_gap", "block_f", "block_i")  # batch on axis 1
+    _LOGS = ("task_log",)  # batch on axis 1
+
+    def tile(self, row: int, n: int) -> MecBatch:
+        """A new batch of ``n`` copies of row ``row`` (same state, same drawn future): the rows of
+        an oracle's roll-outs."""
+        state = self.__getstate__()
+        out = MecBatch.__new__(MecBatch)
+        tiled: dict[str, Any] = {}
+        for key, value in state.items():
+            if not isinstance(value, np.ndarray) or key in ("params", "offsets"):
+                tiled[key] = value
+            elif key in self._TASK_MAJOR or key in self._LOGS:
+                tiled[key] = np.repeat(value[:, row : row + 1], n, axis=1)
+            else:
+                tiled[key] = np.repeat(value[row : row + 1], n, axis=0)
+        tiled.update(batch=n, rows=np.arange(n))
+        out.__setstate__(tiled)
+        return out
 
     # Views of the pending task (properties, so copies and pickles stay consistent).
     deadline = property(lambda self: self.task_f[:, 0])

@@ -110,7 +110,8 @@ def test_spaces_and_info(env_id):
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_observation_carries_the_per_action_estimates(env_id):
-    """Per action: predicted delay / deadline clipped to [0, 1], and the squashed scalarised cost."""
+    """Per action: predicted delay / deadline clipped to [0, 1], and the squashed task cost (with
+    the deadline-miss penalty)."""
     env = gym.make(env_id, arrival_rate=15.0)
     cfg, rng = env.unwrapped.config, np.random.default_rng(1)
     at, n = estimates_at(cfg), cfg.max_edges + 2
@@ -123,6 +124,7 @@ def test_observation_carries_the_per_action_estimates(env_id):
         w = m["preference"]
         with np.errstate(invalid="ignore"):
             cost = w * m["delay_estimate_s"] / 0.5 + (1 - w) * m["energy_estimate_j"] / 0.5
+            cost = cost + cfg.miss_penalty * (m["delay_estimate_s"] > m["deadline_s"])
             squashed = np.where(np.isfinite(cost), cost / (1 + cost), 1.0)
         np.testing.assert_allclose(obs[at + n : at + 2 * n], squashed, rtol=1e-6, atol=1e-6)
         # the squashed cost keeps the order: its argmin over available actions is greedy-weighted's
@@ -364,13 +366,15 @@ def test_step_before_reset():
     ("env_id", "kwargs"),
     [(MEC_ID, {}), (MEC_ID, {"preference": 0.8}), (SPLIT_ID, {}), (MEC_ID, {"delay_ref_s": 0.2})],
 )
-def test_reward_is_the_preference_weighted_reward_vector(env_id, kwargs):
+def test_reward_is_the_task_cost_and_its_terms_add_up(env_id, kwargs):
+    """reward = -(w d / T_ref + (1 - w) e / E_ref + miss_penalty [missed]), the terms add up to it,
+    and the return is -episode_tasks x the primary KPI cost_per_task."""
     env = gym.make(env_id, **kwargs)
     cfg = env.unwrapped.config
     assert (cfg.delay_ref_s, cfg.energy_ref_j) == (kwargs.get("delay_ref_s", 0.5), 0.5)
     rng = np.random.default_rng(0)
     obs, info = env.reset(seed=0)
-    ws = set()
+    ws, total = set(), 0.0
     for _ in range(250):
         w = info["metrics"]["preference"]  # observed before the decision
         pref = obs[estimates_at(cfg) - 2 : estimates_at(cfg)]  # the estimates follow
@@ -378,11 +382,19 @@ def test_reward_is_the_preference_weighted_reward_vector(env_id, kwargs):
         obs, reward, _, truncated, info = env.step(random_valid_action(env, rng))
         d, e = info["delay_s"], info["energy_j"]
         np.testing.assert_array_equal(info["reward_vec"], [-d, -e])
-        assert info["reward_weights"] == pytest.approx({"delay": w, "energy": 1 - w})
-        assert info["reward_terms"] == pytest.approx({"delay": -d / cfg.delay_ref_s, "energy": -e / 0.5})
-        assert reward == pytest.approx(w * (-d / cfg.delay_ref_s) + (1 - w) * (-e / 0.5), rel=1e-12)
+        weights = info["reward_weights"]
+        assert weights == pytest.approx({"delay": w, "energy": 1 - w, "deadline_miss": cfg.miss_penalty})
+        missed = -1.0 if info["deadline_missed"] else 0.0
+        terms = {"delay": -d / cfg.delay_ref_s, "energy": -e / 0.5, "deadline_miss": missed}
+        assert info["reward_terms"] == pytest.approx(terms, rel=1e-12, abs=1e-15)
+        weighted = sum(weights[k] * v for k, v in info["reward_terms"].items())
+        assert reward == pytest.approx(weighted, rel=1e-12, abs=1e-15)
         ws.add(w)
+        total += reward
         if truncated:
+            kpis = info["episode_kpis"]
+            assert total == pytest.approx(-kpis["cost_per_task"] * cfg.episode_tasks, rel=1e-9)
+            total = 0.0
             obs, info = env.reset()
     assert len(ws) == (1 if "preference" in kwargs else 3)  # w ~ U(0, 1) per episode
 

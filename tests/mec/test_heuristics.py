@@ -35,7 +35,8 @@ MEC_NAMES = {
     "greedy-weighted",
     "lyapunov",
 }
-SPLIT_NAMES = {"neurosurgeon", "neurosurgeon-energy"}
+SPLIT_NAMES = {"neurosurgeon", "neurosurgeon-energy", "neurosurgeon-weighted"}
+ORACLE_NAMES = {MEC_ID: {"mec-lookahead-oracle"}, SPLIT_ID: {"split-lookahead-oracle"}}
 
 
 def rollout(env: gym.Env, controller: Any, seeds, shadows: dict[str, Any] | None = None) -> list[dict]:
@@ -108,8 +109,13 @@ def test_neurosurgeon_picks_valid_argmin_splits(name):
     assert len({int(s["mask"].sum()) for s in steps}) >= 3  # DNNs with different layer counts
     for s in steps:
         assert s["mask"][s["action"]]
-        values = s["metrics"][key]
-        assert values[s["action"]] == values[s["mask"]].min()
+        m = s["metrics"]
+        values = m[key]
+        if name == "neurosurgeon-weighted":  # the env's task cost, with the episode's w
+            d, e, w = m["split_delay_estimate_s"], m["split_energy_estimate_j"], m["preference"]
+            with np.errstate(invalid="ignore"):
+                values = w * d / 0.5 + (1 - w) * e / 0.5 + 1.0 * (d > m["deadline_s"])
+        assert values[s["action"]] == pytest.approx(values[s["mask"]].min(), rel=1e-12)
     # The estimates are exact in this simulator: the outcome equals the chosen estimate.
     for s in steps:
         assert s["delay"] == pytest.approx(s["metrics"]["split_delay_estimate_s"][s["action"]])
@@ -183,9 +189,9 @@ def test_all_cloud_sends_every_task_to_the_cloud(busy_runs):
 # -- the weighted greedy and Lyapunov ---------------------------------------------------------------
 @pytest.mark.parametrize(("w", "twin"), [(1.0, "delay"), (0.0, "energy")])
 def test_greedy_weighted_at_extreme_preferences_matches_the_single_objective_greedy(w, twin):
-    env = mec_env(scenario="default", preference=w, episode_tasks=50)
+    env = mec_env(scenario="default", preference=w, episode_tasks=50, miss_penalty=0.0)
     shadow = GreedyDelay() if twin == "delay" else GreedyEnergy()
-    steps = rollout(env, GreedyWeighted(), range(4), shadows={"twin": shadow})
+    steps = rollout(env, GreedyWeighted(miss_penalty=0.0), range(4), shadows={"twin": shadow})
     assert all(s["action"] == s["shadow"]["twin"] for s in steps)
 
 
@@ -198,6 +204,7 @@ def test_greedy_weighted_in_between_differs_from_both():
     for s in steps:
         m, mask = s["metrics"], s["mask"]
         cost = 0.5 * m["delay_estimate_s"] / 0.5 + 0.5 * m["energy_estimate_j"] / 0.5
+        cost = cost + 1.0 * (m["delay_estimate_s"] > m["deadline_s"])  # the deadline-miss penalty
         assert cost[s["action"]] == pytest.approx(cost[mask].min())
 
 
@@ -273,8 +280,8 @@ def test_random_offload_is_seeded_by_reset_and_uniform_over_valid_actions():
 
 # -- registry -----------------------------------------------------------------------------------------
 def test_registry_lists_the_mec_heuristics_with_their_env_ids():
-    assert set(baselines.list(MEC_ID)) == MEC_NAMES
-    assert set(baselines.list(SPLIT_ID)) == SPLIT_NAMES
+    assert set(baselines.list(MEC_ID)) == MEC_NAMES | ORACLE_NAMES[MEC_ID]
+    assert set(baselines.list(SPLIT_ID)) == SPLIT_NAMES | ORACLE_NAMES[SPLIT_ID]
     assert MEC_NAMES | SPLIT_NAMES <= set(baselines.list())
     for name in MEC_NAMES | SPLIT_NAMES:
         env_id, text = baselines.describe(name)

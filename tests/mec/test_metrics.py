@@ -141,7 +141,7 @@ def test_table_and_cli(capsys):
     table = mm.heuristics_table("single-edge-light", 1, (0.0, 1.0), episode_tasks=10)
     lines = table.splitlines()
     rows = [line for line in lines if line.startswith("| ") and not line.startswith("| controller")]
-    assert len(rows) == len(mm.heuristic_names()) == 11
+    assert len(rows) == len(mm.heuristic_names()) == 12
     assert any(line.startswith("| neurosurgeon (DnnSplit)") for line in rows)
     assert "HV ref (1 s, 2 J)" in lines[0]
     assert mm.main(["--scenario", "single-edge-light", "--episodes", "1", "--controllers", "all-local"]) == 0

@@ -122,8 +122,12 @@ def test_rewards_are_each_agents_scalarised_reward():
             info = infos[agent]
             d, e = info["delay_s"], info["energy_j"]
             np.testing.assert_array_equal(info["reward_vec"], [-d, -e])
-            assert info["reward_weights"] == {"delay": w, "energy": 1 - w}
-            assert r == pytest.approx(w * (-d / 0.5) + (1 - w) * (-e / 0.5), rel=1e-12)
+            assert info["reward_weights"] == {"delay": w, "energy": 1 - w, "deadline_miss": 1.0}
+            missed = 1.0 if info["deadline_missed"] else 0.0
+            assert r == pytest.approx(w * (-d / 0.5) + (1 - w) * (-e / 0.5) - missed, rel=1e-12)
+            weights = info["reward_weights"]
+            weighted = sum(weights[k] * v for k, v in info["reward_terms"].items())
+            assert r == pytest.approx(weighted, rel=1e-12)
             assert np.isfinite(r) and obs[agent] in env.observation_space(agent)
             assert not terms[agent]
 

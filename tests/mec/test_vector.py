@@ -17,7 +17,8 @@ from servegym.envs.mec_vector import MecOffloadVectorEnv
 MEC_ID = "servegym/MecOffload-v0"
 N = 8
 PREF = estimates_at(MecConfig()) - 2  # the preference w
-LIGHT_LOCAL = {"preference": 0.5, "arrival_rate": 2.0, "num_users": 200}  # no local queueing
+# no local queueing, no deadline-miss term
+LIGHT_LOCAL = {"preference": 0.5, "arrival_rate": 2.0, "num_users": 200, "miss_penalty": 0.0}
 
 
 def make_vec(**kwargs) -> MecOffloadVectorEnv:
