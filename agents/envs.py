@@ -26,11 +26,14 @@ HELD_OUT_SCENARIOS: dict[str, tuple[str, ...]] = {
         "llama2-7b-68m-drift-tight",
         "llama2-7b-68m-diurnal",
     ),
-    "servegym/MecOffload-v0": ("multi-edge-busy", "far-cell"),
-    "servegym/DnnSplit-v0": ("multi-edge-busy", "far-cell"),
+    # the camera fleets of experiments/suites/mec.yaml; the GMORL-style presets (another
+    # observation size) for a policy trained on the default
+    "servegym/MecOffload-v0": ("camera-fleet", "camera-fleet-busy", "multi-edge-busy", "far-cell"),
+    "servegym/DnnSplit-v0": ("camera-fleet", "camera-fleet-busy", "multi-edge-busy", "far-cell"),
     "servegym/Autoscale-v0": ("llama3-8b-a100-bursty", "qwen2.5-7b-h100-mmpp"),
 }
-"""Presets an agent is scored on during training (never its training scenario)."""
+"""Presets an agent is scored on during training (never its training scenario; only those with
+the training scenario's observation and action spaces)."""
 
 
 __all__ = ["check_env_id", "eval_scenarios", "make_eval_env", "make_train_env"]
@@ -49,11 +52,28 @@ def make_train_env(env_id: str, n_envs: int, seed: int, env_kwargs: dict[str, An
     return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs, vec_env_cls=DummyVecEnv)
 
 
-def eval_scenarios(env_id: str, train_scenario: str | None, requested: Sequence[str] | None) -> list[str]:
-    """The held-out scenarios to score on: the requested ones, else the defaults minus the training one."""
+def eval_scenarios(
+    env_id: str,
+    train_scenario: str | None,
+    requested: Sequence[str] | None,
+    env_kwargs: dict[str, Any] | None = None,
+) -> list[str]:
+    """The held-out scenarios to score on: the requested ones, else the defaults minus the
+    training one, keeping those whose spaces match the training env's."""
     if requested:
         return list(requested)
-    return [s for s in HELD_OUT_SCENARIOS.get(env_id, ()) if s != train_scenario] or [train_scenario or ""]
+    kwargs = {k: v for k, v in (env_kwargs or {}).items() if k != "scenario"}
+
+    def spaces(scenario: str | None) -> tuple[Any, Any]:
+        env = gym.make(env_id, **kwargs, **({"scenario": scenario} if scenario else {}))
+        try:
+            return env.observation_space, env.action_space
+        finally:
+            env.close()
+
+    mine = spaces(train_scenario)
+    fitting = [s for s in HELD_OUT_SCENARIOS.get(env_id, ()) if s != train_scenario and spaces(s) == mine]
+    return fitting or [train_scenario or ""]
 
 
 def make_eval_env(

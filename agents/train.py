@@ -202,7 +202,7 @@ def train(
         out=out,
         obs_shape=obs_shape,
         n_actions=n_actions,
-        held_out=eval_scenarios(env_id, kwargs.get("scenario"), eval_scenarios_),
+        held_out=eval_scenarios(env_id, kwargs.get("scenario"), eval_scenarios_, kwargs),
         eval_every=total // 10 if eval_freq is None else eval_freq,
         eval_episodes=eval_episodes,
         save_every=total // 5 if checkpoint_freq is None else checkpoint_freq,

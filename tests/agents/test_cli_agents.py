@@ -79,9 +79,12 @@ def test_quickstart_trains_and_prints_the_comparison(tmp_path, capsys) -> None:
     )
     printed = capsys.readouterr().out
     assert (
-        "(ppo)" in printed
+        "training maskable_ppo on servegym/DnnSplit-v0" in printed
+        and "scenario camera-fleet-varied" in printed
+        and "(maskable_ppo)" in printed
         and "★ best mean return" in printed
-        and "verdict: best_model.zip (ppo) is" in printed
+        and "SplitRolloutOracle" in printed
+        and "verdict: best_model.zip (maskable_ppo) is" in printed
         and f"tensorboard --logdir {out / 'tb'}" in printed
     )
 

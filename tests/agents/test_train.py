@@ -10,6 +10,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from servegym.agents.bundle import read_zip_metadata
+from servegym.agents.hyperparams import load_hyperparams
 from servegym.agents.train import parse_key_values, train
 from servegym.registration import ENVS
 
@@ -22,7 +23,8 @@ def test_ppo_trains_on_every_env_id(trained, env_id: str) -> None:
     assert run.timesteps >= 512
     meta = read_zip_metadata(run.model_path)
     assert meta.env_id == env_id and meta.algo == "ppo" and meta.normalization is not None
-    assert meta.env_kwargs == SHORT[env_id]
+    # the run's env arguments and those its hyperparameters train with (e.g. a decision interval)
+    assert meta.env_kwargs == {**load_hyperparams("ppo", env_id).env_kwargs, **SHORT[env_id]}
     config = yaml.safe_load((run.out / "config.yml").read_text())
     assert config["env_id"] == env_id and config["hyperparams"]["n_steps"] == 64
     assert config["versions"]["stable_baselines3"]
