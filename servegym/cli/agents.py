@@ -12,7 +12,7 @@ QUICKSTART_ENV = "servegym/DnnSplit-v0"
 QUICKSTART_TIMESTEPS = 200_000
 QUICKSTART_SETTINGS: dict[str, dict[str, object]] = {
     # where learning shows best (experiments/results/mec: +16% over the best Neurosurgeon held out)
-    "servegym/DnnSplit-v0": {"algo": "maskable_ppo", "timesteps": 150_000, "scenario": "camera-fleet-varied"},
+    "servegym/DnnSplit-v0": {"algo": "maskable_ppo", "timesteps": 120_000, "scenario": "camera-fleet-varied"},
     "servegym/MecOffload-v0": {
         "algo": "maskable_ppo",
         "timesteps": 150_000,
@@ -334,7 +334,7 @@ def add_agent_commands(sub) -> None:
         help=f"training steps (default: the env's quickstart setting, else {QUICKSTART_TIMESTEPS:,})",
     )
     qs.add_argument("--no-oracle", action="store_true", help="leave the oracle out of the comparison")
-    qs.add_argument("--episodes", type=int, default=5, help="evaluation episodes (unseen seeds)")
+    qs.add_argument("--episodes", type=int, default=10, help="evaluation episodes (unseen seeds)")
     qs.add_argument("--seed", type=int, default=0)
     qs.add_argument(
         "--out", help=f"run directory (default: {QUICKSTART_OUT}, or the next free {QUICKSTART_OUT}_N)"
