@@ -281,15 +281,22 @@ class Neurosurgeon(_Stateless):
         self.name = f"Neurosurgeon({objective})"
 
     def act(self, obs: np.ndarray, info: Mapping[str, Any]) -> int:
-        m = info["metrics"]
-        if "split_delay_estimate_s" not in m:
-            raise ValueError("Neurosurgeon needs DnnSplit-v0 (metrics['split_delay_estimate_s'])")
-        delay = np.asarray(m["split_delay_estimate_s"], dtype=float)
-        energy = np.asarray(m["split_energy_estimate_j"], dtype=float)
-        mask = _mask(info, delay.size, "split_delay_estimate_s")
+        _, delay, energy, mask = _split_estimates(info, "Neurosurgeon")
         if self.objective == "delay":
             return _argmin_valid(delay, mask, energy)
         return _argmin_valid(energy, mask, delay)
+
+
+def _split_estimates(
+    info: Mapping[str, Any], who: str
+) -> tuple[Mapping[str, Any], np.ndarray, np.ndarray, np.ndarray]:
+    """DnnSplit-v0's metrics, per-split delay and energy estimates, and the valid-split mask."""
+    m = info["metrics"]
+    if "split_delay_estimate_s" not in m:
+        raise ValueError(f"{who} needs DnnSplit-v0 (metrics['split_delay_estimate_s'])")
+    delay = np.asarray(m["split_delay_estimate_s"], dtype=float)
+    energy = np.asarray(m["split_energy_estimate_j"], dtype=float)
+    return m, delay, energy, _mask(info, delay.size, "split_delay_estimate_s")
 
 
 class NeurosurgeonWeighted(_Stateless):
@@ -313,12 +320,7 @@ class NeurosurgeonWeighted(_Stateless):
         self.name = "Neurosurgeon(weighted)"
 
     def act(self, obs: np.ndarray, info: Mapping[str, Any]) -> int:
-        m = info["metrics"]
-        if "split_delay_estimate_s" not in m:
-            raise ValueError("NeurosurgeonWeighted needs DnnSplit-v0 (metrics['split_delay_estimate_s'])")
-        delay = np.asarray(m["split_delay_estimate_s"], dtype=float)
-        energy = np.asarray(m["split_energy_estimate_j"], dtype=float)
-        mask = _mask(info, delay.size, "split_delay_estimate_s")
+        m, delay, energy, mask = _split_estimates(info, "NeurosurgeonWeighted")
         score = np.full(delay.shape, np.inf)
         score[mask] = task_cost(
             delay[mask], energy[mask], float(m["preference"]), float(m["deadline_s"]), self.delay_ref_s,
