@@ -183,6 +183,14 @@ _REGISTRY: dict[str, tuple[str | tuple[str, ...], Callable[..., Controller], str
 }
 
 
+SERVERLESS_ACTION_MODES: dict[str, str] = {
+    "kpa": "target", "hpa": "target", "keda-http": "target", "static-mean": "target",
+    "static-peak": "target", "capacity-planner": "target", "knative-default": "kpa-target",
+    "keep-alive-lambda": "keep-alive", "keep-alive-azure": "keep-alive", "hybrid-histogram": "keep-alive",
+    "serverless-next-window-oracle": "target",
+}  # fmt: skip
+"""The ``action_mode`` of ServerlessAutoscale-v0 each of its controllers drives."""
+
 PARAMETRISED = ("fixed-budget",)
 """Registry entries that repeat another entry with its default parameters (``fixed-budget`` is
 ``sarathi-default``); ``heuristics`` leaves them out."""
@@ -240,6 +248,7 @@ __all__ = [
     "APA",
     "HPA",
     "KPA",
+    "SERVERLESS_ACTION_MODES",
     "AllCloud",
     "AllLocal",
     "BatchSizeTable",

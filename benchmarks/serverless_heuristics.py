@@ -19,16 +19,11 @@ import gymnasium as gym
 
 import servegym  # noqa: F401 - registers the ids
 from servegym import baselines
-from servegym.experiments.compare import run_episode
+from servegym.experiments.compare import make_controller, run_episode
 
 ENV_ID = "servegym/ServerlessAutoscale-v0"
 ORACLE = "serverless-next-window-oracle"
-MODES = {  # the action mode each controller drives
-    "kpa": "target", "hpa": "target", "keda-http": "target", "static-mean": "target",
-    "static-peak": "target", "capacity-planner": "target", "knative-default": "kpa-target",
-    "keep-alive-lambda": "keep-alive", "keep-alive-azure": "keep-alive", "hybrid-histogram": "keep-alive",
-    ORACLE: "target",
-}  # fmt: skip
+MODES = baselines.SERVERLESS_ACTION_MODES
 
 
 def sem(values: list[float]) -> float:
@@ -42,7 +37,7 @@ def run(preset: str, seeds: int, episode_s: float) -> dict[str, list[dict[str, f
     out: dict[str, list[dict[str, float]]] = {}
     for name, mode in MODES.items():
         env = gym.make(ENV_ID, scenario=preset, action_mode=mode, episode_s=episode_s)
-        controller = baselines.make(name, env=env) if "oracle" in name else baselines.make(name)
+        controller = make_controller(name, env)
         out[name] = [run_episode(env, controller, seed) for seed in range(seeds)]
     return out
 

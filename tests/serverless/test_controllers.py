@@ -10,22 +10,13 @@ import servegym  # noqa: F401 - registers the ids
 from servegym import baselines
 from servegym.baselines.serverless import HybridHistogram
 from servegym.envs.serverless_scenarios import SERVERLESS_PRESETS
-from servegym.experiments.compare import check_controllers, run_episode
+from servegym.experiments.compare import check_controllers, make_controller, run_episode
 
 ENV_ID = "servegym/ServerlessAutoscale-v0"
 AUTOSCALE_ID = "servegym/Autoscale-v0"
 ORACLE = "serverless-next-window-oracle"
-MODE = {  # the action mode each controller drives
-    "kpa": "target", "hpa": "target", "keda-http": "target", "static-mean": "target",
-    "static-peak": "target", "capacity-planner": "target", "knative-default": "kpa-target",
-    "keep-alive-lambda": "keep-alive", "keep-alive-azure": "keep-alive", "hybrid-histogram": "keep-alive",
-    ORACLE: "target",
-}  # fmt: skip
+MODE = baselines.SERVERLESS_ACTION_MODES
 HEURISTICS = [name for name in MODE if name != ORACLE]
-
-
-def make(name: str, env: gym.Env):
-    return baselines.make(name, env=env) if "oracle" in name else baselines.make(name)
 
 
 def test_registry_lists_every_serverless_controller_and_shared_names():
@@ -43,7 +34,7 @@ def test_registry_lists_every_serverless_controller_and_shared_names():
 @pytest.mark.parametrize("name", HEURISTICS)
 def test_each_heuristic_runs_an_episode_with_valid_actions(name):
     env = gym.make(ENV_ID, scenario="bursty", action_mode=MODE[name], episode_s=300)
-    controller = make(name, env)
+    controller = make_controller(name, env)
     _, info = env.reset(seed=1)
     controller.reset(1)
     done = False
@@ -59,7 +50,7 @@ def test_a_controller_in_the_wrong_action_mode_says_which_it_needs(name):
     env = gym.make(ENV_ID, action_mode="delta" if MODE[name] != "target" else "keep-alive")
     _, info = env.reset(seed=0)
     with pytest.raises(ValueError, match="controls action_mode"):
-        make(name, env).act(None, info)
+        make_controller(name, env).act(None, info)
 
 
 def test_fixed_keep_alive_picks_its_menu_entries():
@@ -106,7 +97,7 @@ def _returns(scenario: str, seed: int, episode_s: float) -> dict[str, float]:
     out = {}
     for name, mode in MODE.items():
         env = gym.make(ENV_ID, scenario=scenario, action_mode=mode, episode_s=episode_s)
-        out[name] = run_episode(env, make(name, env), seed)["return"]
+        out[name] = run_episode(env, make_controller(name, env), seed)["return"]
     return out
 
 
